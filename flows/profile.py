@@ -1,0 +1,850 @@
+"""School profiles: load, merge and validate the YAML holding every school-specific fact."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import date, datetime, time
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import yaml
+
+from flows.calendar import WorkingDays
+
+DAY_NAMES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+REQUIRED_CONTACTS = (
+    "emergency",
+    "police",
+    "lado",
+    "childrens_social_care",
+    "out_of_hours_social_care",
+    "nspcc_helpline",
+    "nspcc_whistleblowing",
+    "childline",
+)
+
+# No seed policy gives a number of minutes. The Essex missing-child protocol (seed 004,
+# Appendix C) says report to police as soon as the active steps fail, so the default is short.
+DEFAULT_MISSING_MINUTES_BEFORE_POLICE = 15
+
+_GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+_SLUG = re.compile(r"^[a-z0-9]+(?:[-_][a-z0-9]+)*$")
+_HHMM = re.compile(r"^([01][0-9]|2[0-3]):([0-5][0-9])$")
+_NUMBER = re.compile(r"^[0-9 ()+/-]*[0-9][0-9 ()+/-]*$")
+
+
+class ProfileError(ValueError):
+    """A profile is invalid; one '<file>: <field>: <problem>' line per problem."""
+
+    def __init__(self, problems: list[str] | tuple[str, ...]) -> None:
+        self.problems = tuple(problems)
+        super().__init__("\n".join(self.problems))
+
+
+# --- YAML loading -------------------------------------------------------------------------
+
+_BOOL_TAG = "tag:yaml.org,2002:bool"
+_INT_TAG = "tag:yaml.org,2002:int"
+_FLOAT_TAG = "tag:yaml.org,2002:float"
+
+
+class _Loader(yaml.SafeLoader):
+    """Safe loader where only true/false are booleans (yes/no/on/off stay text), numbers with
+    leading zeros or colons stay text (phone numbers, 15:30), and duplicate keys are errors."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue
+            key = self.construct_object(key_node, deep=True)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicate key {key!r}", key_node.start_mark
+                )
+            seen.add(key)
+        return super().construct_mapping(node, deep)
+
+
+_Loader.yaml_implicit_resolvers = {
+    first: [(tag, rx) for tag, rx in resolvers if tag not in (_BOOL_TAG, _INT_TAG, _FLOAT_TAG)]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_Loader.add_implicit_resolver(
+    _BOOL_TAG, re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
+)
+_Loader.add_implicit_resolver(
+    _INT_TAG, re.compile(r"^[-+]?(?:0|[1-9][0-9]*)$"), list("-+0123456789")
+)
+_Loader.add_implicit_resolver(
+    _FLOAT_TAG,
+    re.compile(r"^[-+]?(?:[0-9]+\.[0-9]*|\.[0-9]+)(?:[eE][-+]?[0-9]+)?$"),
+    list("-+0123456789."),
+)
+
+
+def _load_yaml(text: str, path: str) -> dict[str, Any]:
+    try:
+        data = yaml.load(text, Loader=_Loader)  # _Loader subclasses SafeLoader
+    except yaml.YAMLError as exc:
+        raise ProfileError([f"{path}: (yaml): {' '.join(str(exc).split())}"]) from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ProfileError([f"{path}: (top): must be a mapping of keys, got {_kind(data)}"])
+    return data
+
+
+# --- the typed profile ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Person:
+    name: str
+    aad_object_id: str
+    email: str | None = None
+    phone: str | None = None  # a contact id from the directory, never a raw number
+
+
+@dataclass(frozen=True)
+class Hours:
+    always: bool
+    days: frozenset[int]  # 0 = Monday
+    start: time | None
+    end: time | None
+    tz: ZoneInfo = field(default=ZoneInfo("Europe/London"))
+    known: bool = True  # False: the source policy gives no hours
+
+    def is_open(self, at: datetime) -> bool:
+        """Unknown hours count as open: the bot must never tell staff not to try a number."""
+        if at.tzinfo is None or at.utcoffset() is None:
+            raise ValueError("datetime must be timezone-aware")
+        if self.always or not self.known:
+            return True
+        local = at.astimezone(self.tz)
+        if local.weekday() not in self.days or self.start is None or self.end is None:
+            return False
+        return self.start <= local.time().replace(tzinfo=None) < self.end
+
+
+@dataclass(frozen=True)
+class Contact:
+    id: str
+    name: str
+    number: str | None
+    email: str | None
+    hours: Hours
+    out_of_hours: bool
+    purpose: str
+    keywords: tuple[str, ...]
+    last_verified: date
+    source: str
+
+    def is_open(self, at: datetime) -> bool:
+        return self.hours.is_open(at)
+
+    def tel_uri(self) -> str | None:
+        """'tel:' link for the first number written ('(01482)396998/9' -> tel:01482396998)."""
+        if not self.number:
+            return None
+        first = self.number.split("/")[0]
+        digits = re.sub(r"[^0-9]", "", first)
+        plus = "+" if first.strip().startswith("+") else ""
+        return f"tel:{plus}{digits}"
+
+
+@dataclass(frozen=True)
+class DslChannel:
+    team_id: str
+    channel_id: str
+    name: str
+
+
+@dataclass(frozen=True)
+class Escalation:
+    urgent_minutes: int = 5
+    normal_minutes: int = 30
+    out_of_hours_urgent_minutes: int = 5
+    out_of_hours_normal_minutes: int = 30
+
+
+@dataclass(frozen=True)
+class LocalRules:
+    fgm_police_before_dsl: bool = False
+    recording_system: str | None = None
+    written_record_hours: int | None = None
+    missing_minutes_before_police: int = DEFAULT_MISSING_MINUTES_BEFORE_POLICE
+    incomplete_report_reminder_minutes: int = 10
+    incomplete_report_notice_minutes: int = 30
+
+
+@dataclass(frozen=True)
+class SchoolProfile:
+    id: str
+    name: str
+    tenant_id: str
+    local_authority: str
+    timezone: ZoneInfo
+    school_days: frozenset[int]
+    school_start: time
+    school_end: time
+    closure_days: frozenset[date]
+    dsl: Person
+    deputies: tuple[Person, ...]
+    headteacher: Person
+    deputy_head: Person | None
+    chair_of_governors: Person
+    chair_title: str
+    dsl_channel: DslChannel
+    escalation: Escalation
+    rules: LocalRules
+    contacts: tuple[Contact, ...]
+    source_path: str
+    safeguarding_governor: Person | None = None
+
+    def contact(self, contact_id: str) -> Contact:
+        for c in self.contacts:
+            if c.id == contact_id:
+                return c
+        known = ", ".join(c.id for c in self.contacts)
+        raise KeyError(f"school {self.id!r} has no contact {contact_id!r} (known: {known})")
+
+    def dsl_team(self) -> tuple[Person, ...]:
+        return (self.dsl, *self.deputies)
+
+    def is_dsl_team_member(self, aad_object_id: str) -> bool:
+        wanted = aad_object_id.strip().lower()
+        return any(p.aad_object_id.lower() == wanted for p in self.dsl_team())
+
+    def in_school_hours(self, at: datetime) -> bool:
+        if at.tzinfo is None or at.utcoffset() is None:
+            raise ValueError("datetime must be timezone-aware")
+        local = at.astimezone(self.timezone)
+        d = local.date()
+        if local.weekday() not in self.school_days or d in self.closure_days:
+            return False
+        if WorkingDays(self.closure_days, tz=self.timezone).is_bank_holiday(d):
+            return False
+        return self.school_start <= local.time().replace(tzinfo=None) < self.school_end
+
+    def find_people(self, query: str) -> list[Person]:
+        """People a staff member may mean: 'dsl' / 'safeguarding lead' -> the DSL team."""
+        q = _norm(query)
+        if q in {
+            "dsl",
+            "ddsl",
+            "safeguarding",
+            "safeguarding lead",
+            "designated safeguarding lead",
+        }:
+            return list(self.dsl_team())
+        if q in {"head", "headteacher", "head teacher"}:
+            return [self.headteacher] + ([self.deputy_head] if self.deputy_head else [])
+        return [p for p in self.dsl_team() if q and q in p.name.lower()]
+
+    def find_contacts(self, query: str) -> list[Contact]:
+        """Directory contacts matching a staff member's words, best first. 'dsl' gives the
+        DSL team's own phone contacts (see find_people for the people themselves)."""
+        q = _norm(query)
+        if not q:
+            return []
+        scored: list[tuple[int, int, Contact]] = []
+        if q in {"dsl", "ddsl", "safeguarding lead", "designated safeguarding lead"}:
+            phone_ids = [p.phone for p in self.dsl_team() if p.phone]
+            for rank, cid in enumerate(dict.fromkeys(phone_ids)):
+                scored.append((1000 - rank, 0, self.contact(cid)))
+        words = set(q.split())
+        for order, c in enumerate(self.contacts):
+            score = 0
+            if q.replace(" ", "_") == c.id:
+                score = 100
+            elif q in c.keywords:
+                score = 90
+            elif q == c.name.lower():
+                score = 80
+            elif any(k in q for k in c.keywords if len(k) > 2) or q in c.name.lower():
+                score = 50
+            else:
+                hay = set(" ".join((c.name.lower(), *c.keywords)).split())
+                score = 10 * len(words & hay)
+            if score and c.out_of_hours and "hours" in q:
+                score += 5
+            if score:
+                scored.append((score, -order, c))
+        scored.sort(key=lambda t: (t[0], t[1]), reverse=True)
+        return list(dict.fromkeys(c for _, _, c in scored))
+
+
+@dataclass(frozen=True)
+class Organisation:
+    id: str
+    name: str
+    schools: tuple[SchoolProfile, ...]
+    source_path: str
+
+    def school(self, school_id: str | None = None) -> SchoolProfile:
+        ids = ", ".join(s.id for s in self.schools)
+        if school_id is None:
+            if len(self.schools) == 1:
+                return self.schools[0]
+            raise ProfileError(
+                [f"{self.source_path}: schools: several schools, name one of: {ids}"]
+            )
+        for s in self.schools:
+            if s.id == school_id:
+                return s
+        raise ProfileError(
+            [f"{self.source_path}: schools: unknown school {school_id!r}; known: {ids}"]
+        )
+
+
+# --- parsing and validation ---------------------------------------------------------------
+
+_SCHOOL_KEYS = frozenset(
+    {
+        "id",
+        "name",
+        "tenant_id",
+        "local_authority",
+        "timezone",
+        "school_hours",
+        "closure_days",
+        "people",
+        "dsl_channel",
+        "escalation",
+        "rules",
+        "contacts",
+    }
+)
+_ORG_KEYS = _SCHOOL_KEYS | {"extends", "schools"}
+_SECTIONS: dict[str, frozenset[str]] = {
+    "school_hours": frozenset({"days", "start", "end"}),
+    "people": frozenset(
+        {
+            "dsl",
+            "deputies",
+            "headteacher",
+            "deputy_head",
+            "chair_of_governors",
+            "safeguarding_governor",
+        }
+    ),
+    "dsl_channel": frozenset({"team_id", "channel_id", "name"}),
+    "escalation": frozenset(
+        {
+            "urgent_minutes",
+            "normal_minutes",
+            "out_of_hours_urgent_minutes",
+            "out_of_hours_normal_minutes",
+        }
+    ),
+    "rules": frozenset(
+        {
+            "fgm_police_before_dsl",
+            "recording_system",
+            "written_record_hours",
+            "missing_minutes_before_police",
+            "incomplete_report_reminder_minutes",
+            "incomplete_report_notice_minutes",
+        }
+    ),
+}
+_PERSON_KEYS = frozenset({"name", "aad_object_id", "email", "phone"})
+_CONTACT_KEYS = frozenset(
+    {
+        "id",
+        "name",
+        "number",
+        "email",
+        "hours",
+        "out_of_hours",
+        "purpose",
+        "keywords",
+        "last_verified",
+        "source",
+    }
+)
+_HOURS_KEYS = frozenset({"days", "start", "end"})
+
+
+@dataclass(frozen=True)
+class _Src:
+    """A raw value and where it was written, so problems name the right file and field."""
+
+    value: Any
+    file: str
+    field: str
+
+
+@dataclass(frozen=True)
+class _Layer:
+    data: Mapping[str, Any]
+    file: str
+    prefix: str  # "" for a file's top level, "schools.0" for a school entry
+
+
+def _join(prefix: str, key: str | int) -> str:
+    return f"{prefix}.{key}" if prefix else str(key)
+
+
+def _kind(value: Any) -> str:
+    return "nothing" if value is None else f"{type(value).__name__} {value!r}"
+
+
+def _norm(text: str) -> str:
+    return " ".join(re.sub(r"[^a-z0-9' ]+", " ", text.lower().replace("-", " ")).split())
+
+
+class _Checker:
+    def __init__(self) -> None:
+        self.problems: list[str] = []
+
+    def bad(self, src: _Src | tuple[str, str], message: str) -> None:
+        file, fld = (src.file, src.field) if isinstance(src, _Src) else src
+        line = f"{file}: {fld}: {message}"
+        if line not in self.problems:  # a shared trust key is checked once per school
+            self.problems.append(line)
+
+    def keys(
+        self, data: Mapping[str, Any], allowed: frozenset[str], file: str, prefix: str
+    ) -> None:
+        for key in data:
+            if key not in allowed:
+                hint = ", ".join(sorted(allowed))
+                self.bad((file, _join(prefix, str(key))), f"unknown key {key!r} (allowed: {hint})")
+
+    def mapping(self, src: _Src, allowed: frozenset[str]) -> dict[str, Any] | None:
+        if src.value is None:
+            self.bad(src, "required, but missing")
+            return None
+        if not isinstance(src.value, dict):
+            self.bad(src, f"must be a mapping, got {_kind(src.value)}")
+            return None
+        self.keys(src.value, allowed, src.file, src.field)
+        return src.value
+
+    def text(self, src: _Src) -> str | None:
+        if not isinstance(src.value, str) or not src.value.strip():
+            self.bad(src, f"must be non-empty text, got {_kind(src.value)}")
+            return None
+        return src.value.strip()
+
+    def optional_text(self, src: _Src) -> str | None:
+        return None if src.value is None else self.text(src)
+
+    def pattern(self, src: _Src, rx: re.Pattern[str], what: str) -> str | None:
+        value = self.text(src)
+        if value is not None and not rx.match(value):
+            self.bad(src, f"must be {what}, got {value!r}")
+            return None
+        return value
+
+    def boolean(self, src: _Src) -> bool | None:
+        if not isinstance(src.value, bool):
+            self.bad(src, f"must be true or false, got {_kind(src.value)} (yes/no/on/off are text)")
+            return None
+        return src.value
+
+    def minutes(self, src: _Src, allow_null: bool = False) -> int | None:
+        if src.value is None and allow_null:
+            return None
+        if isinstance(src.value, bool) or not isinstance(src.value, int) or src.value <= 0:
+            self.bad(src, f"must be a whole number above 0, got {_kind(src.value)}")
+            return None
+        return src.value
+
+    def clock(self, src: _Src) -> time | None:
+        value = src.value
+        if not isinstance(value, str) or not _HHMM.match(value):
+            self.bad(src, f'must be a 24-hour time "HH:MM" in quotes, got {_kind(value)}')
+            return None
+        return time(int(value[:2]), int(value[3:]))
+
+    def day(self, src: _Src) -> date | None:
+        value = src.value
+        if isinstance(value, date) and not isinstance(value, datetime):
+            return value
+        if isinstance(value, str):
+            try:
+                return date.fromisoformat(value)
+            except ValueError:
+                pass
+        self.bad(src, f"must be an ISO date YYYY-MM-DD, got {_kind(value)}")
+        return None
+
+    def days(self, src: _Src) -> frozenset[int] | None:
+        if not isinstance(src.value, list) or not src.value:
+            self.bad(src, f"must be a list of days like [mon, tue], got {_kind(src.value)}")
+            return None
+        out: set[int] = set()
+        for i, item in enumerate(src.value):
+            if item not in DAY_NAMES:
+                self.bad(
+                    _Src(item, src.file, _join(src.field, i)),
+                    f"must be one of {', '.join(DAY_NAMES)}, got {_kind(item)}",
+                )
+            else:
+                out.add(DAY_NAMES.index(item))
+        return frozenset(out)
+
+
+def _person(ck: _Checker, src: _Src, contact_ids: set[str], title: bool = False) -> Person | None:
+    raw = ck.mapping(src, _PERSON_KEYS | ({"title"} if title else frozenset()))
+    if raw is None:
+        return None
+    at = lambda key: _Src(raw.get(key), src.file, _join(src.field, key))  # noqa: E731
+    name = ck.text(at("name"))
+    aad = ck.pattern(at("aad_object_id"), _GUID, "an Entra (AAD) object id GUID")
+    email = ck.optional_text(at("email"))
+    if email is not None and "@" not in email:
+        ck.bad(at("email"), f"must be an email address, got {email!r}")
+    phone = None
+    if raw.get("phone") is not None:
+        phone = ck.pattern(at("phone"), _SLUG, "a contact id from contacts (never a raw number)")
+        if phone is not None and phone not in contact_ids:
+            ck.bad(at("phone"), f"refers to contact {phone!r}, which is not in contacts")
+            phone = None
+    if name is None or aad is None:
+        return None
+    return Person(name=name, aad_object_id=aad.lower(), email=email, phone=phone)
+
+
+def _hours(ck: _Checker, src: _Src, tz: ZoneInfo) -> Hours | None:
+    if src.value == "24/7":
+        return Hours(always=True, days=frozenset(range(7)), start=None, end=None, tz=tz)
+    if src.value == "unknown":
+        return Hours(always=False, days=frozenset(), start=None, end=None, tz=tz, known=False)
+    if not isinstance(src.value, dict):
+        ck.bad(src, f'must be "24/7", "unknown" or {{days, start, end}}, got {_kind(src.value)}')
+        return None
+    raw = ck.mapping(src, _HOURS_KEYS) or {}
+    days = ck.days(_Src(raw.get("days"), src.file, _join(src.field, "days")))
+    start = ck.clock(_Src(raw.get("start"), src.file, _join(src.field, "start")))
+    end = ck.clock(_Src(raw.get("end"), src.file, _join(src.field, "end")))
+    if start is not None and end is not None and start >= end:
+        ck.bad(src, f"start {start:%H:%M} must be before end {end:%H:%M}")
+        return None
+    if days is None or start is None or end is None:
+        return None
+    return Hours(always=False, days=days, start=start, end=end, tz=tz)
+
+
+def _contact(ck: _Checker, src: _Src, tz: ZoneInfo) -> Contact | None:
+    raw = ck.mapping(src, _CONTACT_KEYS)
+    if raw is None:
+        return None
+    at = lambda key: _Src(raw.get(key), src.file, _join(src.field, key))  # noqa: E731
+    cid = ck.pattern(at("id"), _SLUG, "a lower-case id like out_of_hours_social_care")
+    name = ck.text(at("name"))
+    number = None
+    if raw.get("number") is not None:
+        if not isinstance(raw["number"], str):
+            ck.bad(
+                at("number"),
+                f"must be text in quotes (as written in the source), got {_kind(raw['number'])}",
+            )
+        elif not _NUMBER.match(raw["number"]):
+            ck.bad(
+                at("number"),
+                f"must be a phone number (digits, spaces, brackets), got {raw['number']!r}",
+            )
+        else:
+            number = raw["number"].strip()
+    elif "number" not in raw:
+        ck.bad(at("number"), "required (write null if the source gives no number)")
+    email = ck.optional_text(at("email"))
+    hours = _hours(ck, at("hours"), tz)
+    out_of_hours = ck.boolean(at("out_of_hours"))
+    purpose = ck.text(at("purpose"))
+    keywords: list[str] = []
+    kw = raw.get("keywords")
+    if not isinstance(kw, list) or not kw:
+        ck.bad(at("keywords"), f"must be a list of lower-case words, got {_kind(kw)}")
+    else:
+        for i, word in enumerate(kw):
+            if not isinstance(word, str) or not word.strip() or word != word.lower():
+                ck.bad(
+                    _Src(word, src.file, _join(at("keywords").field, i)),
+                    f"must be lower-case text, got {_kind(word)}",
+                )
+            else:
+                keywords.append(" ".join(word.split()))
+    verified = ck.day(at("last_verified"))
+    source = ck.text(at("source"))
+    if None in (cid, name, hours, out_of_hours, purpose, verified, source) or not keywords:
+        return None
+    return Contact(
+        id=cid,  # type: ignore[arg-type]
+        name=name,  # type: ignore[arg-type]
+        number=number,
+        email=email,
+        hours=hours,  # type: ignore[arg-type]
+        out_of_hours=out_of_hours,  # type: ignore[arg-type]
+        purpose=purpose,  # type: ignore[arg-type]
+        keywords=tuple(keywords),
+        last_verified=verified,  # type: ignore[arg-type]
+        source=source,  # type: ignore[arg-type]
+    )
+
+
+def _merge(
+    ck: _Checker, layers: list[_Layer]
+) -> tuple[dict[str, _Src], dict[str, dict[str, _Src]], list[_Src]]:
+    """Later layers override earlier ones: plain keys whole, sections key by key, contacts by id."""
+    plain: dict[str, _Src] = {}
+    sections: dict[str, dict[str, _Src]] = {name: {} for name in _SECTIONS}
+    contacts: dict[str, _Src] = {}
+    for layer in layers:
+        for key, value in layer.data.items():
+            where = _join(layer.prefix, key)
+            if key in _SECTIONS:
+                src = _Src(value, layer.file, where)
+                raw = ck.mapping(src, _SECTIONS[key])
+                for sub, subval in (raw or {}).items():
+                    if sub not in _SECTIONS[key]:
+                        continue  # already reported as an unknown key
+                    sections[key][sub] = _Src(subval, layer.file, _join(where, sub))
+            elif key == "contacts":
+                if not isinstance(value, list):
+                    ck.bad((layer.file, where), f"must be a list of contacts, got {_kind(value)}")
+                    continue
+                here: dict[str, str] = {}
+                for i, item in enumerate(value):
+                    cfield = _join(where, i)
+                    cid = item.get("id") if isinstance(item, dict) else None
+                    if not isinstance(cid, str):
+                        # validated (and reported) when the contact is built
+                        contacts[f"#{layer.file}#{cfield}"] = _Src(item, layer.file, cfield)
+                        continue
+                    if cid in here:
+                        ck.bad(
+                            (layer.file, _join(cfield, "id")),
+                            f"duplicate contact id {cid!r} (also at {here[cid]})",
+                        )
+                        continue
+                    here[cid] = cfield
+                    contacts[cid] = _Src(item, layer.file, cfield)
+            elif key not in ("extends", "schools"):
+                plain[key] = _Src(value, layer.file, where)
+    return plain, sections, list(contacts.values())
+
+
+def _build_school(
+    ck: _Checker, layers: list[_Layer], school_file: str, school_prefix: str
+) -> SchoolProfile | None:
+    plain, sections, raw_contacts = _merge(ck, layers)
+    missing = lambda fld: _Src(None, school_file, _join(school_prefix, fld))  # noqa: E731
+
+    def get(key: str) -> _Src:
+        return plain.get(key) or missing(key)
+
+    def sec(section: str, key: str) -> _Src:
+        return sections[section].get(key) or missing(f"{section}.{key}")
+
+    sid = ck.pattern(get("id"), _SLUG, "a lower-case slug like griffin-primary")
+    name = ck.text(get("name"))
+    tenant = ck.pattern(get("tenant_id"), _GUID, "a Microsoft 365 tenant GUID")
+    la = ck.text(get("local_authority"))
+    tz = ZoneInfo("Europe/London")
+    if "timezone" in plain:
+        tz_name = ck.text(plain["timezone"])
+        if tz_name:
+            try:
+                tz = ZoneInfo(tz_name)
+            except (ZoneInfoNotFoundError, ValueError):
+                ck.bad(plain["timezone"], f"unknown timezone {tz_name!r}")
+
+    hours = sections["school_hours"]
+    days = ck.days(hours["days"]) if "days" in hours else frozenset(range(5))
+    start = ck.clock(hours["start"]) if "start" in hours else time(8, 30)
+    end = ck.clock(hours["end"]) if "end" in hours else time(15, 30)
+    if start and end and start >= end:
+        ck.bad(missing("school_hours"), f"start {start:%H:%M} must be before end {end:%H:%M}")
+
+    closures: set[date] = set()
+    if "closure_days" in plain:
+        src = plain["closure_days"]
+        if not isinstance(src.value, list):
+            ck.bad(src, f"must be a list of ISO dates, got {_kind(src.value)}")
+        else:
+            for i, item in enumerate(src.value):
+                d = ck.day(_Src(item, src.file, _join(src.field, i)))
+                if d:
+                    closures.add(d)
+
+    contacts: list[Contact] = []
+    for src in raw_contacts:
+        c = _contact(ck, src, tz)
+        if c is not None:
+            contacts.append(c)
+    ids = {c.id for c in contacts}
+    built_ids = {src.value.get("id") for src in raw_contacts if isinstance(src.value, dict)}
+    for required in REQUIRED_CONTACTS:
+        if required not in built_ids:
+            ck.bad(missing("contacts"), f"required contact {required!r} is missing")
+
+    people = sections["people"]
+    dsl = _person(ck, sec("people", "dsl"), ids)
+    deputies: list[Person] = []
+    if "deputies" in people:
+        src = people["deputies"]
+        if not isinstance(src.value, list):
+            ck.bad(src, f"must be a list of people, got {_kind(src.value)}")
+        else:
+            for i, item in enumerate(src.value):
+                p = _person(ck, _Src(item, src.file, _join(src.field, i)), ids)
+                if p:
+                    deputies.append(p)
+    head = _person(ck, sec("people", "headteacher"), ids)
+    deputy_head = _person(ck, people["deputy_head"], ids) if people.get("deputy_head") else None
+    chair_src = sec("people", "chair_of_governors")
+    chair = _person(ck, chair_src, ids, title=True)
+    chair_title = "Chair of Governors"
+    if isinstance(chair_src.value, dict) and "title" in chair_src.value:
+        chair_title = (
+            ck.text(_Src(chair_src.value["title"], chair_src.file, _join(chair_src.field, "title")))
+            or chair_title
+        )
+    governor = (
+        _person(ck, people["safeguarding_governor"], ids)
+        if people.get("safeguarding_governor")
+        else None
+    )
+    team = [p for p in (dsl, *deputies) if p]
+    seen: set[str] = set()
+    for p in team:
+        if p.aad_object_id in seen:
+            ck.bad(
+                missing("people"), f"{p.name} has the same aad_object_id as another DSL team member"
+            )
+        seen.add(p.aad_object_id)
+
+    channel = DslChannel(
+        team_id=ck.text(sec("dsl_channel", "team_id")) or "",
+        channel_id=ck.text(sec("dsl_channel", "channel_id")) or "",
+        name=ck.text(sec("dsl_channel", "name")) or "",
+    )
+
+    esc = sections["escalation"]
+    escalation = Escalation(**{k: ck.minutes(v) or 1 for k, v in esc.items()})
+    rl = sections["rules"]
+    rules_kwargs: dict[str, Any] = {}
+    for key, src in rl.items():
+        if key == "fgm_police_before_dsl":
+            rules_kwargs[key] = ck.boolean(src)
+        elif key == "recording_system":
+            rules_kwargs[key] = ck.optional_text(src)
+        else:
+            rules_kwargs[key] = ck.minutes(src, allow_null=key == "written_record_hours")
+    rules = LocalRules(**rules_kwargs)
+
+    if ck.problems or None in (sid, name, tenant, la, days, start, end, dsl, head, chair):
+        return None
+    return SchoolProfile(
+        id=sid,  # type: ignore[arg-type]
+        name=name,  # type: ignore[arg-type]
+        tenant_id=tenant.lower(),  # type: ignore[union-attr]
+        local_authority=la,  # type: ignore[arg-type]
+        timezone=tz,
+        school_days=days,  # type: ignore[arg-type]
+        school_start=start,  # type: ignore[arg-type]
+        school_end=end,  # type: ignore[arg-type]
+        closure_days=frozenset(closures),
+        dsl=dsl,  # type: ignore[arg-type]
+        deputies=tuple(deputies),
+        headteacher=head,  # type: ignore[arg-type]
+        deputy_head=deputy_head,
+        chair_of_governors=chair,  # type: ignore[arg-type]
+        chair_title=chair_title,
+        dsl_channel=channel,
+        escalation=escalation,
+        rules=rules,
+        contacts=tuple(contacts),
+        source_path=school_file,
+        safeguarding_governor=governor,
+    )
+
+
+def _build(bases: list[_Layer], data: Mapping[str, Any], path: str) -> Organisation:
+    ck = _Checker()
+    for base in bases:
+        ck.keys(base.data, _ORG_KEYS - {"schools", "id", "name"}, base.file, "")
+    ck.keys(data, _ORG_KEYS, path, "")
+    top = _Layer(data, path, "")
+    schools: list[SchoolProfile] = []
+    if "schools" in data:
+        entries = data["schools"]
+        if not isinstance(entries, list) or not entries:
+            raise ProfileError([f"{path}: schools: must be a non-empty list of schools"])
+        org_id = ck.pattern(_Src(data.get("id"), path, "id"), _SLUG, "a lower-case slug")
+        org_name = ck.text(_Src(data.get("name"), path, "name"))
+        # id and name belong to the trust, not its schools
+        shared = _Layer({k: v for k, v in data.items() if k not in ("id", "name")}, path, "")
+        for i, entry in enumerate(entries):
+            prefix = _join("schools", i)
+            if not isinstance(entry, dict):
+                ck.bad((path, prefix), f"must be a mapping, got {_kind(entry)}")
+                continue
+            ck.keys(entry, _SCHOOL_KEYS, path, prefix)
+            school = _build_school(ck, [*bases, shared, _Layer(entry, path, prefix)], path, prefix)
+            if school:
+                schools.append(school)
+    else:
+        org_id = org_name = None
+        school = _build_school(ck, [*bases, top], path, "")
+        if school:
+            schools.append(school)
+            org_id, org_name = school.id, school.name
+    seen: dict[str, int] = {}
+    for i, s in enumerate(schools):
+        if s.id in seen:
+            ck.bad(
+                (path, f"schools.{i}.id"),
+                f"duplicate school id {s.id!r} (also schools.{seen[s.id]})",
+            )
+        seen[s.id] = i
+    if ck.problems:
+        raise ProfileError(ck.problems)
+    return Organisation(
+        id=org_id or "", name=org_name or "", schools=tuple(schools), source_path=path
+    )
+
+
+def parse_organisation(text: str, path: str, base: Mapping[str, Any] | None = None) -> Organisation:
+    """Parse one profile file's text; `base` is the already-loaded mapping it extends, if any."""
+    data = _load_yaml(text, path)
+    bases = [_Layer(base, f"{path} (base)", "")] if base else []
+    return _build(bases, data, path)
+
+
+def _read_chain(path: Path, seen: tuple[Path, ...]) -> list[tuple[Path, dict[str, Any]]]:
+    resolved = path.resolve()
+    if resolved in seen:
+        chain = " -> ".join(str(p) for p in (*seen, resolved))
+        raise ProfileError([f"{path}: extends: circular extends chain: {chain}"])
+    try:
+        text = resolved.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ProfileError([f"{path}: (file): cannot read: {exc.strerror}"]) from None
+    data = _load_yaml(text, str(path))
+    parent = data.get("extends")
+    if parent is None:
+        return [(path, data)]
+    if not isinstance(parent, str) or not parent.strip():
+        raise ProfileError([f"{path}: extends: must be a file path, got {_kind(parent)}"])
+    return [*_read_chain(path.parent / parent, (*seen, resolved)), (path, data)]
+
+
+def load_organisation(path: str | Path) -> Organisation:
+    """Read a profile file and the files its `extends` chain names (relative to each file)."""
+    chain = _read_chain(Path(path), ())
+    bases = [_Layer(data, str(p), "") for p, data in chain[:-1]]
+    last_path, last_data = chain[-1]
+    return _build(bases, last_data, str(last_path))
+
+
+def example_profiles_dir() -> Path:
+    return Path(__file__).resolve().parent.parent / "profiles"
