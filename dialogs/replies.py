@@ -1,0 +1,66 @@
+"""What the conversation says back, channel-neutral: bot/ renders cards, the console text."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from flows.concern import Concern
+
+
+@dataclass(frozen=True)
+class Option:
+    """A button: `value` is what a card submits, `label` what the staff member sees."""
+
+    value: str
+    label: str
+    style: str = "default"  # default | positive | destructive
+
+
+@dataclass(frozen=True)
+class ContactView:
+    name: str
+    number: str | None
+    tel: str | None
+    email: str | None
+    purpose: str
+    hours: str
+    open_now: bool
+    last_verified: str
+
+
+@dataclass(frozen=True)
+class Reply:
+    """One message to the staff member.
+
+    kind: text | question | summary | contacts | menu | confirm | alert_notice
+    `submit` is the card data a button/input sends back (echoed by `Session.handle`).
+    """
+
+    kind: str
+    text: str
+    title: str | None = None
+    rules: tuple[str, ...] = ()
+    help: str | None = None
+    options: tuple[Option, ...] = ()
+    input: str | None = None  # text | datetime | number: a typed answer is expected
+    optional: bool = False
+    facts: tuple[tuple[str, str], ...] = ()
+    contacts: tuple[ContactView, ...] = ()
+    submit: dict[str, Any] = field(default_factory=dict)
+    urgent: bool = False
+
+
+@dataclass(frozen=True)
+class Event:
+    """Something the edge must do: raise, update or finalise a concern (write it first)."""
+
+    kind: str  # concern_raised | concern_updated | concern_final | report_abandoned
+    concern: Concern
+
+
+@dataclass
+class TurnResult:
+    replies: list[Reply]
+    events: list[Event]
+    state: dict[str, Any]

@@ -1,0 +1,398 @@
+"""One staff member's conversation: menu, triage, running a flow, summary, global commands."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from dialogs import contacts
+from dialogs.replies import Event, Option, Reply, TurnResult
+from dialogs.triage import suggest
+from flows.calendar import working_days_for
+from flows.catalogue import catalogue
+from flows.concern import Reporter
+from flows.engine import CompiledFlow, FlowContext, FlowRun, InvalidAnswer, Prompt
+
+COMMANDS = {
+    "help": "help",
+    "?": "help",
+    "menu": "menu",
+    "report": "menu",
+    "report a concern": "menu",
+    "start": "menu",
+    "cancel": "cancel",
+    "stop": "cancel",
+    "back": "back",
+    "undo": "back",
+}
+
+HELP = (
+    "I walk you through the right safeguarding procedure and send a report to the people who "
+    "must act. Type or press:\n"
+    "- 'report' (or just tell me what happened) to start a report\n"
+    "- 'back' to change your last answer, 'cancel' to stop\n"
+    "- 'contacts', or a name like 'lado', 'police', 'out of hours', 'dsl' for a number\n"
+    "If a child is in immediate danger, phone 999 now - do not wait for me."
+)
+
+
+@dataclass
+class Session:
+    """Pure: the caller loads `state`, calls `handle` and saves `TurnResult.state`."""
+
+    profile: Any
+    reporter: Reporter
+    state: dict[str, Any] = field(default_factory=dict)
+    flows: Mapping[str, CompiledFlow] = field(default_factory=catalogue)
+    new_id: Callable[[], str] = field(default=lambda: str(uuid.uuid4()))
+
+    def __post_init__(self) -> None:
+        self.state = dict(self.state or {"mode": "idle"})
+        self._context = FlowContext(self.profile, self.reporter, working_days_for(self.profile))
+
+    # -- entry point ------------------------------------------------------------------
+
+    def handle(
+        self, text: str | None = None, value: Mapping[str, Any] | None = None, *, now: datetime
+    ) -> TurnResult:
+        """One incoming message: typed `text`, or a card's submitted `value`."""
+        self._replies: list[Reply] = []
+        self._events: list[Event] = []
+        if value:
+            self._on_submit(dict(value), now)
+        else:
+            self._on_text(text or "", now)
+        return TurnResult(self._replies, self._events, dict(self.state))
+
+    def _on_text(self, text: str, now: datetime) -> None:
+        command = COMMANDS.get(text.strip().lower())
+        mode = self.state["mode"]
+        if command and mode != "confirm_cancel":
+            return getattr(self, f"_cmd_{command}")(now)
+        found = (
+            contacts.lookup(self.profile, text, now) if mode != "flow" or self._typed() else None
+        )
+        if found:
+            self._replies.append(found)
+            if mode != "idle":
+                self._reprompt(now, "Your report is still open - here is where you were:")
+            return None
+        handler = getattr(self, f"_text_{mode}")
+        return handler(text, now)
+
+    def _on_submit(self, value: dict[str, Any], now: datetime) -> None:
+        action = value.get("action")
+        if action == "command" and value.get("command") in set(COMMANDS.values()):
+            return getattr(self, f"_cmd_{value['command']}")(now)
+        if action == "start" and value.get("flow") in self.flows:
+            return self._start(value["flow"], now)
+        if action == "answer" and self.state["mode"] == "flow":
+            if value.get("step") != self.state["flow"]["step"]:
+                self._say("That button belongs to an earlier question; nothing was changed.")
+                return self._reprompt(now)
+            return self._answer(value.get("value", ""), now)
+        if action in {"confirm", "change", "cancel_yes", "cancel_no"}:
+            return self._text_dispatch(action, value, now)
+        self._say("Sorry, I did not understand that button. Nothing was changed.")
+        return self._reprompt(now)
+
+    def _text_dispatch(self, action: str, value: dict[str, Any], now: datetime) -> None:
+        mode = self.state["mode"]
+        if action == "confirm" and mode == "summary":
+            return self._confirm(now)
+        if action == "change" and mode == "summary":
+            return self._change(str(value.get("step", "")), now)
+        if action in {"cancel_yes", "cancel_no"} and mode == "confirm_cancel":
+            return self._text_confirm_cancel("yes" if action == "cancel_yes" else "no", now)
+        self._say("That button is out of date; nothing was changed.")
+        return self._reprompt(now)
+
+    # -- modes ------------------------------------------------------------------------
+
+    def _text_idle(self, text: str, now: datetime) -> None:
+        candidates = suggest(text, (f.definition for f in self.flows.values()))
+        if not candidates:
+            return self._cmd_menu(now)
+        self.state = {"mode": "triage", "candidates": candidates}
+        self._replies.append(
+            Reply(
+                kind="menu",
+                title="Which of these is it?",
+                text="I think this may be about the following. Choose one to start - or "
+                "'menu' for every kind of concern. Nothing has been sent yet.",
+                options=tuple(Option(c, self.flows[c].definition.title) for c in candidates),
+                submit={"action": "start"},
+            )
+        )
+        return None
+
+    def _text_triage(self, text: str, now: datetime) -> None:
+        chosen = _pick(text, self.state["candidates"], self.flows)
+        if chosen:
+            return self._start(chosen, now)
+        self.state = {"mode": "idle"}
+        return self._text_idle(text, now)
+
+    def _text_menu(self, text: str, now: datetime) -> None:
+        chosen = _pick(text, list(self.flows), self.flows)
+        if chosen:
+            return self._start(chosen, now)
+        self.state = {"mode": "idle"}
+        return self._text_idle(text, now)
+
+    def _text_flow(self, text: str, now: datetime) -> None:
+        return self._answer(text, now)
+
+    def _text_summary(self, text: str, now: datetime) -> None:
+        said = text.strip().lower()
+        if said in {"send", "confirm", "yes", "y"}:
+            return self._confirm(now)
+        if said.startswith("change"):
+            said = said.removeprefix("change").strip()
+        with self._run() as run:
+            history = list(run.data["history"])
+        if said.isdigit() and 1 <= int(said) <= len(history):
+            return self._change(history[int(said) - 1], now)
+        self._say("Type 'send' to send the report, or 'change' and a number to correct an answer.")
+        return self._show_summary(now)
+
+    def _text_confirm_cancel(self, text: str, now: datetime) -> None:
+        said = text.strip().lower()
+        if said in {"yes", "y", "cancel"}:
+            was_raised = self.state.get("raised", False)
+            if was_raised:
+                with self._run() as run:
+                    self._events.append(Event("report_abandoned", run.concern(self._id(), now)))
+                self._say(
+                    "Stopped. The alert the DSL team already has stays open with what you "
+                    "recorded; please tell them in person what has changed."
+                )
+            else:
+                self._say("Cancelled. Nothing was sent and nothing was kept.")
+            self.state = {"mode": "idle"}
+            return None
+        self.state["mode"] = self.state.pop("resume_mode", "flow")
+        self._say("Carrying on.")
+        return self._reprompt(now)
+
+    # -- commands ---------------------------------------------------------------------
+
+    def _cmd_help(self, now: datetime) -> None:
+        self._say(HELP)
+        if self.state["mode"] != "idle":
+            self._reprompt(now)
+
+    def _cmd_menu(self, now: datetime) -> None:
+        if self.state["mode"] in {"flow", "summary"}:
+            self._say("You are part-way through a report. Type 'cancel' first to stop it.")
+            return self._reprompt(now)
+        self.state = {"mode": "menu"}
+        self._replies.append(
+            Reply(
+                kind="menu",
+                title="What is your concern about?",
+                text="Choose the closest. If a child is in immediate danger, phone 999 now.",
+                options=tuple(Option(f.id, f.definition.title) for f in self.flows.values()),
+                submit={"action": "start"},
+            )
+        )
+        return None
+
+    def _cmd_cancel(self, now: datetime) -> None:
+        mode = self.state["mode"]
+        if mode not in {"flow", "summary"}:
+            self.state = {"mode": "idle"}
+            return self._say("Nothing to cancel. Type 'report' to start a report.")
+        self.state["resume_mode"] = mode
+        self.state["mode"] = "confirm_cancel"
+        raised = self.state.get("raised", False)
+        self._replies.append(
+            Reply(
+                kind="confirm",
+                title="Cancel this report?",
+                text=(
+                    "The DSL team already has the alert for this report; cancelling stops "
+                    "adding to it."
+                    if raised
+                    else "Nothing has been sent yet. If you cancel, your answers are deleted."
+                ),
+                options=(
+                    Option("cancel_yes", "Yes, cancel", "destructive"),
+                    Option("cancel_no", "No, carry on", "positive"),
+                ),
+            )
+        )
+        return None
+
+    def _cmd_back(self, now: datetime) -> None:
+        mode = self.state["mode"]
+        if mode not in {"flow", "summary"}:
+            return self._say("There is nothing to go back to.")
+        with self._run() as run:
+            moved = run.back()
+            self._save(run)
+        self.state["mode"] = "flow"
+        if not moved:
+            self._say("This is the first question.")
+        return self._reprompt(now)
+
+    # -- running a flow ---------------------------------------------------------------
+
+    def _start(self, flow_id: str, now: datetime, prefill: Mapping[str, Any] | None = None) -> None:
+        flow = self.flows[flow_id]
+        self.state = {
+            "mode": "flow",
+            "concern_id": self.state.get("concern_id") if prefill else self.new_id(),
+            "raised": False,
+            "flow": flow.new_state(now, prefill),
+        }
+        definition = flow.definition
+        self._replies.append(
+            Reply(kind="text", title=definition.title, text=definition.description)
+        )
+        if prefill:  # answers kept from the flow we switched from are not asked again
+            with self._run() as run:
+                run.skip_prefilled()
+                self._save(run)
+        return self._reprompt(now)
+
+    def _answer(self, raw: Any, now: datetime) -> None:
+        with self._run() as run:
+            try:
+                outcome = run.answer(raw, now)
+            except InvalidAnswer as exc:
+                self._say(str(exc))
+                return self._reprompt(now)
+            self._save(run)
+            for message in outcome.say:
+                self._say(message, urgent=True)
+            if outcome.raised:
+                self.state["raised"] = True
+                self._events.append(Event("concern_raised", run.concern(self._id(), now)))
+            elif outcome.updated:
+                self._events.append(Event("concern_updated", run.concern(self._id(), now)))
+            carry = run.carry_over() if outcome.switch_to else None
+        if outcome.switch_to:
+            return self._start(outcome.switch_to, now, prefill=carry)
+        if outcome.exited:
+            self.state = {"mode": "idle"}
+            return self._say("That is the end of this procedure. Nothing else needs sending.")
+        if outcome.finished:
+            self.state["mode"] = "summary"
+            return self._show_summary(now)
+        return self._reprompt(now)
+
+    def _show_summary(self, now: datetime) -> None:
+        with self._run() as run:
+            concern = run.concern(self._id(), now)
+            facts = tuple(
+                (f"{i}. {run.definition.step(step_id).label}", shown)
+                for i, (step_id, shown) in enumerate(run.answers_for_display().items(), start=1)
+            )
+        recipient = _recipient(self.profile, concern.routing.route)
+        self._replies.append(
+            Reply(
+                kind="summary",
+                title="Check your report before it is sent",
+                text=f"This will go to {recipient}. Check every answer. To correct one, press "
+                "'Change' (or type 'change' and its number). Nothing is sent until you press Send.",
+                facts=facts,
+                options=(Option("confirm", "Send now", "positive"),),
+                submit={"action": "confirm"},
+                urgent=concern.priority == "urgent",
+            )
+        )
+
+    def _change(self, step_id: str, now: datetime) -> None:
+        with self._run() as run:
+            try:
+                run.correct(step_id)
+            except KeyError:
+                self._say("There is no such answer to change.")
+                return self._show_summary(now)
+            self._save(run)
+        self.state["mode"] = "flow"
+        return self._reprompt(now, "Correct this answer; I will keep your other answers:")
+
+    def _confirm(self, now: datetime) -> None:
+        with self._run() as run:
+            concern = run.concern(self._id(), now)
+        self._events.append(Event("concern_final", concern))
+        recipient = _recipient(self.profile, concern.routing.route)
+        self._say(
+            f"Saved. Sending your report to {recipient} now - I will tell you when it "
+            "has been delivered."
+        )
+        self.state = {"mode": "idle", "last_concern_id": concern.id}
+
+    # -- helpers ----------------------------------------------------------------------
+
+    def _run(self):
+        flow_state = self.state["flow"]
+        return self.flows[flow_state["flow"]].attach(flow_state, self._context)
+
+    def _save(self, run: FlowRun) -> None:
+        self.state["flow"] = run.snapshot()
+
+    def _id(self) -> str:
+        return self.state["concern_id"]
+
+    def _typed(self) -> bool:
+        """True when the current step expects a choice, so a contact word cannot be an answer."""
+        flow = self.state["flow"]
+        step = self.flows[flow["flow"]].definition.step(flow["step"])
+        return step.kind in {"yes_no", "choice", "info"}
+
+    def _say(self, text: str, urgent: bool = False) -> None:
+        self._replies.append(Reply(kind="text", text=text, urgent=urgent))
+
+    def _reprompt(self, now: datetime, lead: str | None = None) -> None:
+        mode = self.state["mode"]
+        if mode == "summary":
+            return self._show_summary(now)
+        if mode != "flow":
+            return None
+        if lead:
+            self._say(lead)
+        with self._run() as run:
+            self._replies.append(_question(run.prompt()))
+        return None
+
+
+def _question(prompt: Prompt) -> Reply:
+    inputs = {"text": "text", "datetime": "datetime", "number": "number"}
+    options = tuple(Option(value, label) for value, label in prompt.choices)
+    if prompt.kind == "info":
+        options = (Option("ok", "OK - carry on", "positive"),)
+    return Reply(
+        kind="question",
+        text=prompt.text,
+        rules=prompt.rules,
+        help=prompt.help,
+        options=options,
+        input=inputs.get(prompt.kind),
+        optional=prompt.optional,
+        submit={"action": "answer", "step": prompt.step_id},
+    )
+
+
+def _pick(text: str, flow_ids: list[str], flows: Mapping[str, CompiledFlow]) -> str | None:
+    said = text.strip().lower()
+    for index, flow_id in enumerate(flow_ids, start=1):
+        if said in {flow_id, str(index), flows[flow_id].definition.title.lower()}:
+            return flow_id
+    return None
+
+
+def _recipient(profile: Any, route: str) -> str:
+    return {
+        "dsl_team": f"the DSL team ({profile.dsl.name} and deputies)",
+        "headteacher": f"the headteacher ({profile.headteacher.name}) only",
+        "chair_of_governors": (
+            f"the {profile.chair_title.lower()} ({profile.chair_of_governors.name}) only"
+        ),
+        "lado": "nobody in school: report it to the LADO yourself",
+    }[route]

@@ -1,0 +1,532 @@
+"""Compile a flow definition into a `transitions` machine and run staff through it, purely."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import jinja2
+from transitions import Machine
+
+from flows.calendar import WorkingDays
+from flows.concern import Action, Concern, Deadline, Detail, Reporter, Routing
+from flows.deadlines import DEADLINES
+from flows.definition import FINAL_STATES, Effect, FlowDefinition, Step
+from flows.graph import SWITCH as SWITCHED
+from flows.graph import check_graph
+from flows.guards import GUARDS, Facts
+
+TRIGGER = "proceed"
+
+
+class InvalidAnswer(ValueError):
+    """The answer does not fit the step; the message tells the staff member what to type."""
+
+
+@dataclass(frozen=True)
+class FlowContext:
+    """Everything a run needs from outside: the school and who is reporting."""
+
+    profile: Any  # flows.profile.SchoolProfile
+    reporter: Reporter
+    calendar: WorkingDays
+
+
+@dataclass(frozen=True)
+class Prompt:
+    """A step as the staff member sees it, channel-neutral."""
+
+    step_id: str
+    kind: str
+    text: str
+    help: str | None
+    choices: tuple[tuple[str, str], ...]
+    optional: bool
+    rules: tuple[str, ...] = ()  # hard rules, shown with the first question only
+    answer: Any = None  # the current answer, when the step is re-asked (back / correct)
+
+
+@dataclass
+class Outcome:
+    """What answering a step did, for the conversation layer to act on."""
+
+    say: list[str] = field(default_factory=list)
+    raised: bool = False  # the concern should go out now (first time)
+    updated: bool = False  # an already-raised concern has a new timestamped entry
+    finished: bool = False
+    exited: bool = False
+    switch_to: str | None = None
+
+
+_YES = {"yes", "y", "yeah", "yep", "true"}
+_NO = {"no", "n", "nope", "false"}
+_TIME = re.compile(r"^(?:(today|yesterday)\s+)?(?:at\s+)?(\d{1,2})[:.](\d{2})$")
+
+
+def _render_env() -> jinja2.Environment:
+    # Templates are reviewed procedure text; answers are passed in as data, never as template
+    # source, so a child's words containing `{{ }}` are never evaluated.
+    return jinja2.Environment(undefined=jinja2.StrictUndefined, autoescape=False)
+
+
+_ENV = _render_env()
+
+
+def contact_line(profile: Any, contact_id: str) -> str:
+    contact = profile.contact(contact_id)
+    if contact.number:
+        return f"{contact.name}: {contact.number}"
+    return f"{contact.name} (no number in the school's policy - ask the DSL)"
+
+
+def template_context(
+    profile: Any,
+    answers: Mapping[str, str] | None = None,
+    values: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """What a prompt may use: the school, its rules and contacts, answers shown and raw."""
+    return {
+        "school": profile,
+        "rules": profile.rules,
+        "answers": dict(answers or {}),
+        "values": dict(values or {}),
+        "contact": lambda contact_id: contact_line(profile, contact_id),
+        "number": lambda contact_id: profile.contact(contact_id).number or "(number not set)",
+    }
+
+
+def render(template: str, context: Mapping[str, Any]) -> str:
+    return _ENV.from_string(template).render(context).strip()
+
+
+class CompiledFlow:
+    """One flow, checked and compiled once; runs attach to its machine one at a time."""
+
+    def __init__(self, definition: FlowDefinition, known_flows: frozenset[str] = frozenset()):
+        check_graph(definition, GUARDS, DEADLINES, known_flows)
+        self.definition = definition
+        self.machine = Machine(
+            model=None,
+            states=[step.id for step in definition.steps] + [*FINAL_STATES, SWITCHED],
+            transitions=self._transitions(),
+            initial=definition.initial,
+            auto_transitions=False,
+            send_event=True,
+        )
+
+    @property
+    def id(self) -> str:
+        return self.definition.id
+
+    def _transitions(self) -> list[dict[str, Any]]:
+        transitions: list[dict[str, Any]] = []
+        for step in self.definition.steps:
+            for choice in step.choices:
+                dest = SWITCHED if choice.effect.switch_to else choice.effect.next
+                if dest:
+                    transitions.append(
+                        {
+                            "trigger": TRIGGER,
+                            "source": step.id,
+                            "dest": dest,
+                            "conditions": [_chose(step.id, choice.value)],
+                        }
+                    )
+            if step.effect.switch_to:
+                transitions.append({"trigger": TRIGGER, "source": step.id, "dest": SWITCHED})
+            for branch in step.next:
+                transitions.append(
+                    {
+                        "trigger": TRIGGER,
+                        "source": step.id,
+                        "dest": branch.dest,
+                        "conditions": [_named(name) for name in branch.conditions],
+                        "unless": [_named(name) for name in branch.unless],
+                    }
+                )
+        return transitions
+
+    def new_state(self, now: datetime, prefill: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """A fresh run's state: JSON-serialisable, saved between turns by the caller."""
+        return {
+            "flow": self.id,
+            "step": self.definition.initial,
+            "answers": {},
+            "answered_at": {},
+            "history": [],
+            "started_at": now.isoformat(),
+            "raised_at": None,
+            "prefill": dict(prefill or {}),
+        }
+
+    @contextmanager
+    def attach(self, state: Mapping[str, Any], context: FlowContext) -> Iterator[FlowRun]:
+        """Attach a run (restored from `state`) to the machine for the length of one turn."""
+        if state.get("flow") != self.id:
+            raise ValueError(f"state belongs to flow {state.get('flow')!r}, not {self.id!r}")
+        run = FlowRun(self, context, state)
+        self.machine.add_model(run, initial=state["step"])
+        try:
+            yield run
+        finally:
+            self.machine.remove_model(run)
+
+
+def _chose(step_id: str, value: str):
+    def condition(event: Any) -> bool:
+        return _choice_key(event.model.data["answers"].get(step_id)) == value
+
+    condition.__name__ = f"chose_{value}"
+    return condition
+
+
+def _named(name: str):
+    guard = GUARDS[name]
+
+    def condition(event: Any) -> bool:
+        return guard(event.model.facts())
+
+    condition.__name__ = name
+    return condition
+
+
+class FlowRun:
+    """One staff member's place in one flow. `data` is the whole saved state."""
+
+    state: str  # set by transitions
+
+    def __init__(self, flow: CompiledFlow, context: FlowContext, data: Mapping[str, Any]):
+        self.flow = flow
+        self.context = context
+        self.data: dict[str, Any] = {
+            **data,
+            "answers": dict(data["answers"]),
+            "answered_at": dict(data["answered_at"]),
+            "history": list(data["history"]),
+            "prefill": dict(data.get("prefill") or {}),
+        }
+
+    # -- reading the state -------------------------------------------------------------
+
+    @property
+    def definition(self) -> FlowDefinition:
+        return self.flow.definition
+
+    @property
+    def step(self) -> Step:
+        return self.definition.step(self.state)
+
+    @property
+    def finished(self) -> bool:
+        return self.state in (*FINAL_STATES, SWITCHED)
+
+    @property
+    def raised(self) -> bool:
+        return self.data["raised_at"] is not None
+
+    def snapshot(self) -> dict[str, Any]:
+        return {**self.data, "step": self.state}
+
+    def _path(self) -> Iterator[tuple[Step, Any]]:
+        for step_id in self.data["history"]:
+            yield self.definition.step(step_id), self.data["answers"][step_id]
+
+    def _effects(self) -> Iterator[Effect]:
+        for step, value in self._path():
+            yield from _effects_of(step, value)
+
+    def flags(self) -> list[str]:
+        raised: list[str] = []
+        for effect in self._effects():
+            raised.extend(flag for flag in effect.flags if flag not in raised)
+        return raised
+
+    def route(self) -> str:
+        route = self.definition.route
+        for effect in self._effects():
+            route = effect.route or route
+        return route
+
+    def facts(self) -> Facts:
+        return Facts(self.data["answers"], frozenset(self.flags()), self.context.profile.rules)
+
+    def display(self, step: Step, value: Any) -> str:
+        if value is None:
+            return "(skipped)"
+        if step.choices:
+            return step.choice(_choice_key(value)).label
+        if step.kind == "datetime":
+            return _format_time(datetime.fromisoformat(value))
+        return str(value)
+
+    def answers_for_display(self) -> dict[str, str]:
+        return {step.id: self.display(step, value) for step, value in self._path()}
+
+    def _template_context(self) -> dict[str, Any]:
+        return template_context(
+            self.context.profile, self.answers_for_display(), self.data["answers"]
+        )
+
+    def prompt(self) -> Prompt:
+        step = self.step
+        context = self._template_context()
+        rules: tuple[str, ...] = ()
+        if not self.data["history"]:
+            rules = tuple(render(rule.text, context) for rule in self.definition.rules)
+        return Prompt(
+            step_id=step.id,
+            kind=step.kind,
+            text=render(step.prompt, context),
+            help=render(step.help, context) if step.help else None,
+            choices=tuple((c.value, c.label) for c in step.choices),
+            optional=step.optional,
+            rules=rules,
+            answer=self.data["answers"].get(step.id),
+        )
+
+    # -- changing the state ------------------------------------------------------------
+
+    def answer(self, raw: Any, now: datetime) -> Outcome:
+        """Record an answer to the current step and move on; InvalidAnswer leaves all unchanged."""
+        if self.finished:
+            raise InvalidAnswer("This report is already complete.")
+        step = self.step
+        value = self._parse(step, raw, now)
+        outcome = Outcome()
+        self._record(step, value, now, outcome)
+        self._advance(now, outcome)
+        return outcome
+
+    def _record(
+        self, step: Step, value: Any, now: datetime, outcome: Outcome, quiet: bool = False
+    ) -> None:
+        self.data["answers"][step.id] = value
+        self.data["answered_at"][step.id] = now.isoformat()
+        self.data["history"].append(step.id)
+        context = self._template_context()
+        for effect in _effects_of(step, value):
+            if effect.say and not quiet:
+                outcome.say.append(render(effect.say, context))
+            if effect.switch_to:
+                outcome.switch_to = effect.switch_to
+        if self.raised:
+            outcome.updated = True
+        elif step.raise_concern:
+            self.data["raised_at"] = now.isoformat()
+            outcome.raised = True
+
+    def _advance(self, now: datetime, outcome: Outcome) -> None:
+        if not self.trigger(TRIGGER):  # type: ignore[attr-defined]
+            raise RuntimeError(f"flow {self.flow.id}: no way on from {self.state}")
+        self.skip_prefilled(outcome)
+
+    def skip_prefilled(self, outcome: Outcome | None = None) -> Outcome:
+        """Apply kept answers (from the flow we switched from, or a correction) without asking."""
+        outcome = outcome or Outcome()
+        while not self.finished and self.state in self.data["prefill"]:
+            kept = self.data["prefill"].pop(self.state)
+            self._record(
+                self.step, kept["value"], datetime.fromisoformat(kept["at"]), outcome, quiet=True
+            )
+            self.trigger(TRIGGER)  # type: ignore[attr-defined]
+        outcome.finished = self.state == "done"
+        outcome.exited = self.state == "exit"
+        return outcome
+
+    def back(self) -> bool:
+        """Return to the previous question, forgetting the answer given there."""
+        if not self.data["history"]:
+            return False
+        step_id = self.data["history"].pop()
+        self.data["answers"].pop(step_id, None)
+        self.data["answered_at"].pop(step_id, None)
+        # Going back over the step that raised the alert does not un-send it: raised_at stays.
+        self.flow.machine.set_state(step_id, model=self)
+        return True
+
+    def correct(self, step_id: str) -> None:
+        """Re-ask an earlier step. Later answers are kept and reused where the path is the same,
+        so only the changed question (and any new ones it leads to) is asked."""
+        if step_id not in self.data["history"]:
+            raise KeyError(step_id)
+        later: dict[str, Any] = {}
+        while self.data["history"][-1] != step_id:
+            later[self.data["history"][-1]] = self._kept(self.data["history"][-1])
+            self.back()
+        self.back()
+        self.data["prefill"] = {**later, **self.data["prefill"]}
+
+    def carry_over(self) -> dict[str, Any]:
+        """Answers another flow may reuse after a switch (same step id, same meaning)."""
+        return {step_id: self._kept(step_id) for step_id in self.data["history"]}
+
+    def _kept(self, step_id: str) -> dict[str, Any]:
+        return {"value": self.data["answers"][step_id], "at": self.data["answered_at"][step_id]}
+
+    # -- answers -----------------------------------------------------------------------
+
+    def _parse(self, step: Step, raw: Any, now: datetime) -> Any:
+        if step.optional and isinstance(raw, str) and raw.strip().lower() in {"skip", ""}:
+            return None
+        if step.kind == "info":
+            return "seen"
+        if step.kind == "yes_no":
+            if isinstance(raw, bool):
+                return raw
+            word = str(raw).strip().lower().rstrip(".!")
+            if word in _YES:
+                return True
+            if word in _NO:
+                return False
+            raise InvalidAnswer("Please answer yes or no.")
+        if step.kind == "choice":
+            return _match_choice(step, str(raw))
+        if step.kind == "number":
+            try:
+                number = int(str(raw).strip())
+            except ValueError:
+                raise InvalidAnswer("Please type a whole number, for example 14.") from None
+            low, high = step.minimum, step.maximum
+            if (low is not None and number < low) or (high is not None and number > high):
+                raise InvalidAnswer(f"Please type a number from {low} to {high}.")
+            return number
+        if step.kind == "datetime":
+            return _parse_time(str(raw), now, self.context.profile.timezone).isoformat()
+        # Free text is kept exactly as typed: a child's words are never altered.
+        if not isinstance(raw, str) or not raw.strip():
+            raise InvalidAnswer(
+                "Please type your answer" + (" (or 'skip')." if step.optional else ".")
+            )
+        return raw
+
+    # -- the record --------------------------------------------------------------------
+
+    def concern(self, concern_id: str, now: datetime) -> Concern:
+        """The Concern as it stands: final when the flow is done, else 'raised' so far."""
+        definition = self.definition
+        profile = self.context.profile
+        concern = Concern(
+            id=concern_id,
+            type=definition.id,
+            title=definition.title,
+            school_id=profile.id,
+            reporter=self.context.reporter,
+            status="final" if self.state == "done" else "raised",
+            started_at=self.data["started_at"],
+            raised_at=self.data["raised_at"] or now.isoformat(),
+            finished_at=now.isoformat() if self.state == "done" else None,
+            flags=self.flags(),
+            dsl_decision=render(definition.dsl_decision, template_context(profile)),
+        )
+        raised_at = self.data["raised_at"] and datetime.fromisoformat(self.data["raised_at"])
+        sources = {step.source for step, _ in self._path()} | {r.source for r in definition.rules}
+        deadline_ids = list(definition.deadlines)
+        for step, value in self._path():
+            shown = self.display(step, value)
+            at = self.data["answered_at"][step.id]
+            if step.records:
+                setattr(concern, step.records, None if value is None else shown)
+            if step.action:
+                concern.actions_taken.append(Action(step.label, shown, at))
+            elif not step.records and step.kind != "info":
+                concern.details.append(Detail(step.id, step.label, shown))
+            if raised_at and datetime.fromisoformat(at) > raised_at:
+                concern.timeline.append(Action(step.label, shown, at))
+            for effect in _effects_of(step, value):
+                deadline_ids.extend(d for d in effect.deadlines if d not in deadline_ids)
+        route = self.route()
+        concern.routing = Routing(route, _route_reason(route, concern.flags))
+        concern.sources = sorted(sources)
+        base = datetime.fromisoformat(concern.raised_at)
+        for deadline_id in deadline_ids:
+            rule = DEADLINES[deadline_id]
+            due = rule.due(base, self.context.calendar, profile)
+            if due is not None:
+                concern.deadlines.append(
+                    Deadline(deadline_id, rule.label, due.isoformat(), rule.owner, rule.source)
+                )
+        return concern
+
+
+def _effects_of(step: Step, value: Any) -> list[Effect]:
+    """The step's own effect, then the chosen answer's."""
+    if step.choices and value is not None:
+        return [step.effect, step.choice(_choice_key(value)).effect]
+    return [step.effect]
+
+
+def _choice_key(value: Any) -> str:
+    if value is True:
+        return "yes"
+    if value is False:
+        return "no"
+    return value
+
+
+def _route_reason(route: str, flags: list[str]) -> str:
+    reasons = {
+        "dsl_team": "Safeguarding concern about a child: the DSL team decides the next step.",
+        "headteacher": "Allegation about an adult working in the school: the headteacher is "
+        "case manager. Not for the DSL channel.",
+        "chair_of_governors": "Allegation about the headteacher: the chair of governors is "
+        "case manager. Not for the DSL channel.",
+        "lado": "Conflict of interest: report straight to the LADO.",
+    }
+    reason = reasons[route]
+    if "ACCUSED-IS-DSL" in flags:
+        reason += " The adult concerned is a member of the DSL team."
+    return reason
+
+
+def _match_choice(step: Step, raw: str) -> str:
+    text = raw.strip().lower()
+    for index, choice in enumerate(step.choices, start=1):
+        if text in {choice.value.lower(), choice.label.lower(), str(index)}:
+            return choice.value
+    options = ", ".join(f"{i}. {c.label}" for i, c in enumerate(step.choices, start=1))
+    raise InvalidAnswer(f"Please choose one of: {options}.")
+
+
+def _parse_time(raw: str, now: datetime, tz: Any) -> datetime:
+    text = raw.strip().lower()
+    local_now = now.astimezone(tz)
+    if text in {"now", "just now", "right now"}:
+        return local_now.replace(second=0, microsecond=0)
+    match = _TIME.match(text)
+    if match:
+        day, hour, minute = match.group(1), int(match.group(2)), int(match.group(3))
+        if hour < 24 and minute < 60:
+            moment = local_now.replace(hour=hour, minute=minute, second=0, microsecond=0)
+            if day == "yesterday":
+                moment -= timedelta(days=1)
+            if moment > local_now + timedelta(minutes=5):
+                raise InvalidAnswer("That time is in the future. Type a time like 14:05.")
+            return moment
+    try:
+        moment = datetime.fromisoformat(raw.strip())
+    except ValueError:
+        raise InvalidAnswer(
+            "Please give a time like 14:05, 'yesterday 15:20', '2026-11-20 09:15' or 'now'."
+        ) from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=tz)
+
+
+def _format_time(moment: datetime) -> str:
+    return moment.strftime("%a %d %b %Y %H:%M")
+
+
+__all__ = [
+    "CompiledFlow",
+    "FlowContext",
+    "FlowRun",
+    "InvalidAnswer",
+    "Outcome",
+    "Prompt",
+    "contact_line",
+    "render",
+    "template_context",
+]

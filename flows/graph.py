@@ -1,0 +1,101 @@
+"""Check a flow's graph when it is compiled: names exist, every step reachable, no dead ends."""
+
+from __future__ import annotations
+
+from collections.abc import Container, Iterable, Mapping
+
+from flows.definition import FINAL_STATES, FlowDefinition, FlowDefinitionError, Step
+
+SWITCH = "switched"
+
+
+def edges(step: Step) -> list[tuple[str, str]]:
+    """(label, destination) pairs leaving a step, in the order they are tried."""
+    out: list[tuple[str, str]] = []
+    for choice in step.choices:
+        if choice.effect.switch_to:
+            out.append((choice.label, SWITCH))
+        elif choice.effect.next:
+            out.append((choice.label, choice.effect.next))
+    if step.effect.switch_to:
+        out.append(("", SWITCH))
+    for branch in step.next:
+        guards = [*branch.conditions, *(f"not {name}" for name in branch.unless)]
+        out.append((" and ".join(guards), branch.dest))
+    return out
+
+
+def _always_moves_on(step: Step) -> bool:
+    """True when some transition fires whatever the answer (no trap states)."""
+    if step.effect.switch_to or any(not (b.conditions or b.unless) for b in step.next):
+        return True
+    return bool(step.choices) and all(c.effect.next or c.effect.switch_to for c in step.choices)
+
+
+def _walk(start: str, graph: Mapping[str, Iterable[str]]) -> set[str]:
+    seen, todo = {start}, [start]
+    while todo:
+        for nxt in graph.get(todo.pop(), ()):
+            if nxt not in seen:
+                seen.add(nxt)
+                todo.append(nxt)
+    return seen
+
+
+def check_graph(
+    flow: FlowDefinition,
+    guards: Container[str],
+    deadlines: Container[str],
+    known_flows: Container[str],
+) -> None:
+    """Raise one FlowDefinitionError listing every culprit, or return None."""
+    problems: list[str] = []
+    ids = [step.id for step in flow.steps]
+    states = set(ids) | set(FINAL_STATES)
+
+    def problem(where: str, what: str) -> None:
+        problems.append(f"{flow.path}: {where}: {what}")
+
+    duplicates = sorted({i for i in ids if ids.count(i) > 1})
+    if duplicates:
+        problem("flow.steps", f"duplicate step ids {duplicates}")
+    for name in flow.deadlines:
+        if name not in deadlines:
+            problem("flow.deadlines", f"unknown deadline {name!r}")
+
+    for step in flow.steps:
+        where = f"step '{step.id}'"
+        effects = [step.effect, *(c.effect for c in step.choices)]
+        for effect in effects:
+            if effect.next and effect.next not in states:
+                problem(where, f"goes to unknown step {effect.next!r}")
+            if effect.switch_to and effect.switch_to not in known_flows:
+                problem(where, f"switches to unknown flow {effect.switch_to!r}")
+            for name in effect.deadlines:
+                if name not in deadlines:
+                    problem(where, f"unknown deadline {name!r}")
+        for branch in step.next:
+            if branch.dest not in states:
+                problem(where, f"goes to unknown step {branch.dest!r}")
+            for name in (*branch.conditions, *branch.unless):
+                if name not in guards:
+                    problem(where, f"unknown guard {name!r} (add it to flows/guards.py)")
+        unguarded = [i for i, b in enumerate(step.next) if not (b.conditions or b.unless)]
+        if unguarded and unguarded[0] != len(step.next) - 1:
+            problem(where, "the unguarded fallback must be the last branch (later ones never run)")
+        if not _always_moves_on(step):
+            problem(where, "has no way on for some answers: add an unguarded `next` last")
+
+    graph = {step.id: [dest for _, dest in edges(step)] for step in flow.steps}
+    if flow.steps:
+        reachable = _walk(flow.initial, graph)
+        unreachable = [i for i in ids if i not in reachable]
+        if unreachable:
+            problem("flow.steps", f"these steps cannot be reached: {unreachable}")
+        ends = set(FINAL_STATES) | {SWITCH}
+        stuck = [i for i in ids if not (_walk(i, graph) & ends)]
+        if stuck:
+            problem("flow.steps", f"these steps never reach an end (done/exit): {stuck}")
+
+    if problems:
+        raise FlowDefinitionError("\n".join(problems))
