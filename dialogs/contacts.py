@@ -10,10 +10,11 @@ from dialogs.replies import ContactView, Reply
 
 DAY = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 
-# Whole messages that are a request for numbers, wherever the staff member is.
+# Whole messages that ask for a number. "number for lado" / "lado number?" is a request
+# everywhere; a bare "lado" is a request except where a free-text answer is expected.
 _ASK = re.compile(
-    r"^(?:what(?:'s| is) the |who(?:'s| is) the )?(?:number for |phone |call |contact )?"
-    r"(?P<what>.+?)(?: number| numbers| phone| contact| details)?\??$"
+    r"^(?:what(?:'s| is) the |who(?:'s| is) the )?(?P<pre>number for |phone |call |contact )?"
+    r"(?P<what>.+?)(?P<post> number| numbers| phone| contact| details)?(?P<q>\?)?$"
 )
 _WORDS = {"contacts", "numbers", "phone numbers", "directory"}
 
@@ -46,15 +47,18 @@ def view(contact: Any, now: datetime) -> ContactView:
     )
 
 
-def lookup(profile: Any, text: str, now: datetime) -> Reply | None:
-    """A contacts reply if the message is a request for a number we know of, else None."""
+def lookup(profile: Any, text: str, now: datetime, *, bare: bool = True) -> Reply | None:
+    """A contacts reply if the message asks for a number we know of, else None.
+    With bare=False (a free-text answer is expected) only an explicit request counts."""
     said = text.strip().lower()
     if not said or len(said) > 60 or "\n" in said:
         return None
     if said in _WORDS:
         return directory(profile, now)
     match = _ASK.match(said)
-    what = match.group("what").strip() if match else said
+    if not match or not (bare or match.group("pre") or match.group("post") or match.group("q")):
+        return None
+    what = match.group("what").strip()
     if what in {"dsl", "ddsl", "safeguarding lead", "designated safeguarding lead"}:
         return _dsl_team(profile, now)
     found = [c for c in profile.find_contacts(what) if _exact_enough(c, what)]

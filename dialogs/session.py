@@ -73,7 +73,9 @@ class Session:
         if command and mode != "confirm_cancel":
             return getattr(self, f"_cmd_{command}")(now)
         found = (
-            contacts.lookup(self.profile, text, now) if mode != "flow" or self._typed() else None
+            None
+            if self._is_answer(text, now)
+            else contacts.lookup(self.profile, text, now, bare=mode != "flow" or self._typed())
         )
         if found:
             self._replies.append(found)
@@ -292,12 +294,12 @@ class Session:
                 (f"{i}. {run.definition.step(step_id).label}", shown)
                 for i, (step_id, shown) in enumerate(run.answers_for_display().items(), start=1)
             )
-        recipient = _recipient(self.profile, concern.routing.route)
+        to = recipient(self.profile, concern.routing.route)
         self._replies.append(
             Reply(
                 kind="summary",
                 title="Check your report before it is sent",
-                text=f"This will go to {recipient}. Check every answer. To correct one, press "
+                text=f"This will go to {to}. Check every answer. To correct one, press "
                 "'Change' (or type 'change' and its number). Nothing is sent until you press Send.",
                 facts=facts,
                 options=(Option("confirm", "Send now", "positive"),),
@@ -321,10 +323,9 @@ class Session:
         with self._run() as run:
             concern = run.concern(self._id(), now)
         self._events.append(Event("concern_final", concern))
-        recipient = _recipient(self.profile, concern.routing.route)
+        to = recipient(self.profile, concern.routing.route)
         self._say(
-            f"Saved. Sending your report to {recipient} now - I will tell you when it "
-            "has been delivered."
+            f"Saved. Sending your report to {to} now - I will tell you when it has been delivered."
         )
         self.state = {"mode": "idle", "last_concern_id": concern.id}
 
@@ -339,6 +340,13 @@ class Session:
 
     def _id(self) -> str:
         return self.state["concern_id"]
+
+    def _is_answer(self, text: str, now: datetime) -> bool:
+        """A valid choice wins over a contact word ("staff" is an answer, not the LADO)."""
+        if self.state["mode"] != "flow" or not self._typed():
+            return False
+        with self._run() as run:
+            return run.step.kind != "info" and run.accepts(text, now)
 
     def _typed(self) -> bool:
         """True when the current step expects a choice, so a contact word cannot be an answer."""
@@ -387,7 +395,7 @@ def _pick(text: str, flow_ids: list[str], flows: Mapping[str, CompiledFlow]) -> 
     return None
 
 
-def _recipient(profile: Any, route: str) -> str:
+def recipient(profile: Any, route: str) -> str:
     return {
         "dsl_team": f"the DSL team ({profile.dsl.name} and deputies)",
         "headteacher": f"the headteacher ({profile.headteacher.name}) only",

@@ -30,7 +30,9 @@ def reply_text(reply: Reply) -> str:
         closed = "" if contact.open_now else " [CLOSED NOW]"
         lines.append(f"  {contact.name}: {number}{closed}")
         lines.append(f"      {contact.purpose} Hours: {contact.hours}.")
-    if reply.options:
+    if reply.kind == "summary":
+        lines.append("  Type 'send' to send it, or 'change' and a number to correct an answer.")
+    elif reply.options:
         for index, option in enumerate(reply.options, start=1):
             lines.append(f"  {index}. {option.label}")
     if reply.input in _INPUT_HINT:
@@ -77,5 +79,5 @@ def concern_text(concern: Concern, recipient: str) -> str:
         lines.extend(
             f"  - {d.label}: by {d.due_at[:16].replace('T', ' ')}" for d in concern.deadlines
         )
-    lines.append(f"Decide: {concern.dsl_decision}")
+    lines.append(f"Next step: {concern.dsl_decision}")
     return "\n".join(lines)

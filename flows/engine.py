@@ -294,12 +294,21 @@ class FlowRun:
         """Record an answer to the current step and move on; InvalidAnswer leaves all unchanged."""
         if self.finished:
             raise InvalidAnswer("This report is already complete.")
+        now = now.astimezone(self.context.profile.timezone)
         step = self.step
         value = self._parse(step, raw, now)
         outcome = Outcome()
         self._record(step, value, now, outcome)
         self._advance(now, outcome)
         return outcome
+
+    def accepts(self, raw: Any, now: datetime) -> bool:
+        """Would `raw` be a valid answer to the current step? Changes nothing."""
+        try:
+            self._parse(self.step, raw, now.astimezone(self.context.profile.timezone))
+        except InvalidAnswer:
+            return False
+        return not self.finished
 
     def _record(
         self, step: Step, value: Any, now: datetime, outcome: Outcome, quiet: bool = False
@@ -409,6 +418,7 @@ class FlowRun:
         """The Concern as it stands: final when the flow is done, else 'raised' so far."""
         definition = self.definition
         profile = self.context.profile
+        now = now.astimezone(profile.timezone)
         concern = Concern(
             id=concern_id,
             type=definition.id,
@@ -422,7 +432,7 @@ class FlowRun:
             flags=self.flags(),
             dsl_decision=render(definition.dsl_decision, template_context(profile)),
         )
-        raised_at = self.data["raised_at"] and datetime.fromisoformat(self.data["raised_at"])
+        after_raise = False  # answers after the step that raised the alert are its updates
         sources = {step.source for step, _ in self._path()} | {r.source for r in definition.rules}
         deadline_ids = list(definition.deadlines)
         for step, value in self._path():
@@ -434,8 +444,9 @@ class FlowRun:
                 concern.actions_taken.append(Action(step.label, shown, at))
             elif not step.records and step.kind != "info":
                 concern.details.append(Detail(step.id, step.label, shown))
-            if raised_at and datetime.fromisoformat(at) > raised_at:
+            if after_raise:
                 concern.timeline.append(Action(step.label, shown, at))
+            after_raise = after_raise or (step.raise_concern and self.raised)
             for effect in _effects_of(step, value):
                 deadline_ids.extend(d for d in effect.deadlines if d not in deadline_ids)
         route = self.route()
@@ -487,6 +498,11 @@ def _match_choice(step: Step, raw: str) -> str:
     for index, choice in enumerate(step.choices, start=1):
         if text in {choice.value.lower(), choice.label.lower(), str(index)}:
             return choice.value
+    # A word or phrase found in exactly one label is enough ("staff", "another child").
+    if len(text) >= 3:
+        found = [c for c in step.choices if re.search(rf"\b{re.escape(text)}\b", c.label.lower())]
+        if len(found) == 1:
+            return found[0].value
     options = ", ".join(f"{i}. {c.label}" for i, c in enumerate(step.choices, start=1))
     raise InvalidAnswer(f"Please choose one of: {options}.")
 

@@ -10,19 +10,24 @@ SWITCH = "switched"
 
 
 def edges(step: Step) -> list[tuple[str, str]]:
-    """(label, destination) pairs leaving a step, in the order they are tried."""
+    """(label, destination) pairs leaving a step, in the order they are tried.
+    A switch to another flow is the destination 'switched:<flow id>'."""
     out: list[tuple[str, str]] = []
     for choice in step.choices:
         if choice.effect.switch_to:
-            out.append((choice.label, SWITCH))
+            out.append((choice.label, f"{SWITCH}:{choice.effect.switch_to}"))
         elif choice.effect.next:
             out.append((choice.label, choice.effect.next))
     if step.effect.switch_to:
-        out.append(("", SWITCH))
+        out.append(("", f"{SWITCH}:{step.effect.switch_to}"))
     for branch in step.next:
         guards = [*branch.conditions, *(f"not {name}" for name in branch.unless)]
         out.append((" and ".join(guards), branch.dest))
     return out
+
+
+def is_end(state: str) -> bool:
+    return state in FINAL_STATES or state.startswith(SWITCH)
 
 
 def _always_moves_on(step: Step) -> bool:
@@ -92,8 +97,7 @@ def check_graph(
         unreachable = [i for i in ids if i not in reachable]
         if unreachable:
             problem("flow.steps", f"these steps cannot be reached: {unreachable}")
-        ends = set(FINAL_STATES) | {SWITCH}
-        stuck = [i for i in ids if not (_walk(i, graph) & ends)]
+        stuck = [i for i in ids if not any(map(is_end, _walk(i, graph)))]
         if stuck:
             problem("flow.steps", f"these steps never reach an end (done/exit): {stuck}")
 
