@@ -1,0 +1,157 @@
+"""The CloudAdapter subclass: authentication from settings, turn errors handled in one place."""
+
+from __future__ import annotations
+
+import logging
+import traceback
+from typing import Any
+
+from aiohttp import web
+from botbuilder.core import Bot, TurnContext, serializer_helper
+from botbuilder.integration.aiohttp import (
+    CloudAdapter,
+    ConfigurationBotFrameworkAuthentication,
+    ConfigurationServiceClientCredentialFactory,
+)
+from botbuilder.schema import Activity, ActivityEventNames, ActivityTypes
+from msrest.serialization import Model
+
+from bot.errors import ConfigError
+from bot.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_APOLOGY = (
+    "Sorry, something went wrong on my side and nothing has been sent. "
+    "If this is urgent, phone the Designated Safeguarding Lead now."
+)
+
+# The synthetic events CloudAdapter creates for proactive turns (no person is waiting).
+_PROACTIVE_EVENTS = frozenset(
+    {ActivityEventNames.continue_conversation.value, ActivityEventNames.create_conversation.value}
+)
+
+
+def _where(error: BaseException) -> str:
+    """file:line of the innermost frames, without the exception's message (it may hold text)."""
+    frames = traceback.extract_tb(error.__traceback__)[-3:]
+    return " <- ".join(f"{f.filename.rsplit('/', 1)[-1]}:{f.lineno}" for f in reversed(frames))
+
+
+def _is_proactive(activity: Activity | None) -> bool:
+    return (
+        activity is not None
+        and activity.type == ActivityTypes.event
+        and activity.name in _PROACTIVE_EVENTS
+    )
+
+
+def _json_body(body: Any) -> Any:
+    """An invoke response body as plain JSON: msrest models serialised, dicts left alone."""
+    if isinstance(body, Model):
+        return serializer_helper(body)
+    return body
+
+
+class SafeguardingAdapter(CloudAdapter):
+    """CloudAdapter with our turn-error policy and a safe invoke-response writer."""
+
+    def __init__(
+        self,
+        auth: ConfigurationBotFrameworkAuthentication,
+        *,
+        credentials_factory: ConfigurationServiceClientCredentialFactory | None = None,
+        local_development: bool = False,
+        apology: str = DEFAULT_APOLOGY,
+    ) -> None:
+        super().__init__(auth)
+        self._credentials_factory = credentials_factory
+        self.local_development = local_development
+        self.apology = apology
+        self.on_turn_error = self._on_turn_error
+
+    async def _on_turn_error(self, context: TurnContext, error: Exception) -> None:
+        activity = context.activity
+        if _is_proactive(activity):
+            # Outbox/scheduler turns: nobody to apologise to; the caller decides about retry.
+            raise error
+        logger.error(
+            "turn failed: %s at %s (activity_id=%s type=%s)",
+            type(error).__name__,
+            _where(error),
+            getattr(activity, "id", None),
+            getattr(activity, "type", None),
+        )
+        if activity is None or activity.type not in (ActivityTypes.message, ActivityTypes.invoke):
+            return
+        try:
+            await context.send_activity(self.apology)
+        except Exception as send_error:  # the channel itself may be what failed
+            logger.warning(
+                "could not send the apology: %s (activity_id=%s)",
+                type(send_error).__name__,
+                activity.id,
+            )
+
+    async def process(
+        self, request: web.Request, bot: Bot, ws_response: web.WebSocketResponse | None = None
+    ) -> web.Response | None:
+        """POST: as CloudAdapter.process, but writes dict invoke bodies instead of crashing.
+
+        botbuilder 4.17.1 runs `serializer_helper` over the invoke body, which only accepts
+        msrest models; ActivityHandler has already serialised AdaptiveCardInvokeResponse to
+        a dict, so every `adaptiveCard/action` reply crashes with AttributeError there.
+        """
+        if request.method != "POST":
+            return await super().process(request, bot, ws_response)
+        if "application/json" not in request.headers.get("Content-Type", ""):
+            raise web.HTTPUnsupportedMediaType()
+        try:
+            body = await request.json()
+        except ValueError:
+            raise web.HTTPBadRequest() from None
+        activity = Activity().deserialize(body)
+        if not activity.type:
+            raise web.HTTPBadRequest()
+        try:
+            invoke_response = await self.process_activity(
+                request.headers.get("Authorization", ""), activity, bot.on_turn
+            )
+        except PermissionError:
+            raise web.HTTPUnauthorized() from None
+        if invoke_response:
+            return web.json_response(
+                _json_body(invoke_response.body), status=int(invoke_response.status)
+            )
+        return web.Response(status=201)
+
+    async def check_authentication(self) -> None:
+        """Confirm at startup that the SDK's auth mode matches the settings; warn loudly if off."""
+        if self._credentials_factory is None:
+            return
+        disabled = await self._credentials_factory.is_authentication_disabled()
+        if self.local_development:
+            if not disabled:
+                raise ConfigError("local development expected the SDK to run unauthenticated")
+            logger.warning(
+                "LOCAL DEVELOPMENT: no APP_ID, so requests to /api/messages are NOT authenticated."
+                " Never expose this process to a network. Set APP_ID/APP_PASSWORD for Teams."
+            )
+        elif disabled:
+            raise ConfigError("APP_ID is set but the SDK would accept unauthenticated requests")
+
+
+def create_adapter(settings: Settings, *, apology: str = DEFAULT_APOLOGY) -> SafeguardingAdapter:
+    """Build the adapter from settings (ConfigurationBotFrameworkAuthentication)."""
+    config = settings.bot_framework_config()
+    try:
+        credentials = ConfigurationServiceClientCredentialFactory(config)
+    except Exception as exc:  # the SDK raises bare Exception for missing properties
+        raise ConfigError(f"Bot Framework credentials are incomplete ({exc})") from None
+    auth = ConfigurationBotFrameworkAuthentication(config, credentials_factory=credentials)
+    return SafeguardingAdapter(
+        auth,
+        credentials_factory=credentials,
+        local_development=settings.local_development,
+        apology=apology,
+    )

@@ -1,0 +1,124 @@
+"""The bot's own exceptions, and `map_exceptions` turning SDK and HTTP errors into them."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+import aiohttp
+from msrest.exceptions import ClientRequestError, HttpOperationError
+
+__all__ = [
+    "ConfigError",
+    "ConflictError",
+    "DeliveryError",
+    "DeliveryRefused",
+    "SafeguardingBotError",
+    "StoreError",
+    "map_exceptions",
+]
+
+
+class SafeguardingBotError(Exception):
+    """Base class for every error the bot raises on purpose."""
+
+
+class ConfigError(SafeguardingBotError):
+    """The bot's settings are missing or inconsistent; it must not start."""
+
+
+class StoreError(SafeguardingBotError):
+    """The durable store could not be opened, migrated or used."""
+
+
+class ConflictError(StoreError):
+    """A write carried a stale etag: someone else changed the item first."""
+
+
+class DeliveryError(SafeguardingBotError):
+    """A transient delivery failure (429, 5xx, network, timeout): try again later."""
+
+    def __init__(
+        self, message: str, *, status: int | None = None, retry_after: float | None = None
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.retry_after = retry_after
+
+
+class DeliveryRefused(SafeguardingBotError):
+    """The channel refused the request (4xx other than 408/429): retrying will not help."""
+
+    def __init__(self, message: str, *, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+# Statuses worth retrying besides 5xx.
+_TRANSIENT_4XX = frozenset({408, 429})
+
+
+def _retry_after(headers: Any) -> float | None:
+    """Seconds from a Retry-After header (delta-seconds or HTTP date), if present and sane."""
+    if headers is None:
+        return None
+    value = headers.get("Retry-After")
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())
+
+
+def _from_status(status: int, headers: Any, operation: str) -> SafeguardingBotError:
+    where = f"{operation}: " if operation else ""
+    if status >= 500 or status in _TRANSIENT_4XX:
+        return DeliveryError(
+            f"{where}channel returned HTTP {status}",
+            status=status,
+            retry_after=_retry_after(headers),
+        )
+    return DeliveryRefused(f"{where}channel refused with HTTP {status}", status=status)
+
+
+@contextlib.contextmanager
+def map_exceptions(operation: str = "") -> Iterator[None]:
+    """Convert botbuilder/msrest/aiohttp errors raised inside the block into ours.
+
+    The messages carry status codes and the operation name only: never a response body,
+    which could echo what we sent.
+    """
+    where = f"{operation}: " if operation else ""
+    try:
+        yield
+    except SafeguardingBotError:
+        raise
+    except HttpOperationError as exc:
+        # botbuilder.schema.ErrorResponseException is a subclass; `.response` is the
+        # requests.Response the connector client received.
+        response = getattr(exc, "response", None)
+        status = getattr(response, "status_code", None)
+        if status is None:
+            raise DeliveryError(f"{where}channel error without a status") from exc
+        raise _from_status(int(status), getattr(response, "headers", None), operation) from exc
+    except ClientRequestError as exc:
+        # msrest wraps requests' connection errors, timeouts and exhausted urllib3 retries.
+        inner = type(getattr(exc, "inner_exception", None) or exc).__name__
+        raise DeliveryError(f"{where}network error ({inner})") from exc
+    except aiohttp.ClientResponseError as exc:
+        raise _from_status(exc.status, exc.headers, operation) from exc
+    except aiohttp.ClientError as exc:
+        raise DeliveryError(f"{where}network error ({type(exc).__name__})") from exc
+    except TimeoutError as exc:  # asyncio.TimeoutError is TimeoutError since 3.11
+        raise DeliveryError(f"{where}timed out") from exc

@@ -1,0 +1,126 @@
+"""Settings from the environment (12-factor): credentials, where to listen, where data lives."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import SimpleNamespace
+
+from bot.errors import ConfigError
+
+APP_TYPES = ("SingleTenant", "UserAssignedMSI", "MultiTenant")
+DEFAULT_PORT = 3978
+
+
+class Secret:
+    """A value that must not appear in logs, reprs or tracebacks (as starlette's `Secret`)."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}('**********')"
+
+    def __str__(self) -> str:
+        return repr(self)
+
+    def __bool__(self) -> bool:
+        return bool(self._value)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+    def reveal(self) -> str:
+        return self._value
+
+
+def _missing(key: str, why: str) -> ConfigError:
+    return ConfigError(f"Config '{key}' is missing ({why}).")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the edge needs from the environment. Build with `Settings.from_environ`."""
+
+    app_id: str = ""
+    app_password: Secret = field(default_factory=lambda: Secret(""))
+    app_tenant_id: str = ""
+    app_type: str = "MultiTenant"
+    port: int = DEFAULT_PORT
+    host: str = "127.0.0.1"
+    data_dir: Path = Path("data")
+    profile_path: Path | None = None
+    school_id: str | None = None
+    # Tenants whose activities we accept. Defaults to the bot's own tenant.
+    allowed_tenant_ids: frozenset[str] = frozenset()
+
+    @classmethod
+    def from_environ(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Read settings; refuse (ConfigError) a production configuration without credentials."""
+        env = os.environ if environ is None else environ
+
+        def get(key: str, default: str = "") -> str:
+            return env.get(key, default).strip()
+
+        app_id = get("APP_ID")
+        app_type = get("APP_TYPE", "MultiTenant") or "MultiTenant"
+        if app_type not in APP_TYPES:
+            raise ConfigError(f"Config 'APP_TYPE' must be one of {', '.join(APP_TYPES)}.")
+        password = get("APP_PASSWORD")
+        tenant_id = get("APP_TENANTID")
+        if app_id:
+            if app_type in ("SingleTenant", "MultiTenant") and not password:
+                raise _missing(
+                    "APP_PASSWORD", f"required for APP_TYPE={app_type} when APP_ID is set"
+                )
+            if app_type in ("SingleTenant", "UserAssignedMSI") and not tenant_id:
+                raise _missing("APP_TENANTID", f"required for APP_TYPE={app_type}")
+        port_text = get("PORT", str(DEFAULT_PORT))
+        try:
+            port = int(port_text)
+        except ValueError:
+            raise ConfigError("Config 'PORT' must be a whole number.") from None
+        if not 0 < port < 65536:
+            raise ConfigError("Config 'PORT' must be between 1 and 65535.")
+        allowed = frozenset(t.strip() for t in get("ALLOWED_TENANT_IDS").split(",") if t.strip())
+        if not allowed and tenant_id:
+            allowed = frozenset({tenant_id})
+        profile = get("PROFILE_PATH")
+        return cls(
+            app_id=app_id,
+            app_password=Secret(password),
+            app_tenant_id=tenant_id,
+            app_type=app_type,
+            port=port,
+            host=get("HOST") or ("0.0.0.0" if app_id else "127.0.0.1"),
+            data_dir=Path(get("DATA_DIR") or "data"),
+            profile_path=Path(profile) if profile else None,
+            school_id=get("SCHOOL_ID") or None,
+            allowed_tenant_ids=allowed,
+        )
+
+    @property
+    def local_development(self) -> bool:
+        """No APP_ID: the SDK accepts unauthenticated requests (Agents Playground, tests)."""
+        return not self.app_id
+
+    @property
+    def database_path(self) -> Path:
+        return self.data_dir / "safeguarding.sqlite3"
+
+    def bot_framework_config(self) -> SimpleNamespace:
+        """The attribute bag `ConfigurationBotFrameworkAuthentication` reads (APP_ID, ...)."""
+        return SimpleNamespace(
+            APP_ID=self.app_id or None,
+            APP_PASSWORD=self.app_password.reveal() or None,
+            # Without an app id only MultiTenant lets the SDK run unauthenticated.
+            APP_TYPE=self.app_type if self.app_id else "MultiTenant",
+            APP_TENANTID=self.app_tenant_id or None,
+        )

@@ -1,0 +1,825 @@
+"""The durable store: one SQLite file holding bot state, concerns, the outbox, audit and references.
+
+Every blocking sqlite3 call runs in a worker thread behind one lock, so the event loop
+never waits on the disk and calls from one process are serialised. Several processes may
+share the file: writes take `BEGIN IMMEDIATE` and conditional updates decide races.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import sqlite3
+import threading
+import uuid
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, TypeVar
+
+from botbuilder.core import Storage, StoreItem
+from botbuilder.schema import ConversationReference
+
+from bot.errors import ConflictError, StoreError
+from flows.concern import Concern
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+CONCERN_STATUSES = ("draft", "raised", "acknowledged", "closed")
+OUTBOX_STATUSES = ("pending", "sending", "delivered", "failed")
+DEFAULT_LEASE = timedelta(minutes=5)
+
+# Ordered, append-only: never edit a migration that has shipped; add a new one.
+MIGRATIONS: tuple[str, ...] = (
+    # 1: the first schema.
+    """
+    CREATE TABLE bot_state (
+        key TEXT PRIMARY KEY,
+        etag TEXT NOT NULL,
+        data TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+    );
+    CREATE TABLE concerns (
+        id TEXT PRIMARY KEY,
+        school_id TEXT NOT NULL,
+        type TEXT NOT NULL,
+        reporter_aad_id TEXT NOT NULL,
+        status TEXT NOT NULL
+            CHECK (status IN ('draft', 'raised', 'acknowledged', 'closed')),
+        priority TEXT NOT NULL,
+        routing TEXT NOT NULL,
+        payload TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL,
+        acknowledged_by TEXT,
+        acknowledged_at TEXT
+    );
+    CREATE INDEX concerns_by_reporter ON concerns (reporter_aad_id, created_at);
+    CREATE INDEX concerns_open ON concerns (school_id, status);
+    CREATE TABLE outbox (
+        id TEXT PRIMARY KEY,
+        concern_id TEXT REFERENCES concerns (id),
+        kind TEXT NOT NULL,
+        target TEXT NOT NULL,
+        payload TEXT NOT NULL,
+        status TEXT NOT NULL
+            CHECK (status IN ('pending', 'sending', 'delivered', 'failed')),
+        attempts INTEGER NOT NULL DEFAULT 0,
+        next_attempt_at TEXT NOT NULL,
+        claimed_at TEXT,
+        last_error TEXT,
+        delivered_activity_id TEXT,
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+    );
+    CREATE INDEX outbox_due ON outbox (status, next_attempt_at);
+    CREATE INDEX outbox_by_concern ON outbox (concern_id);
+    CREATE TABLE audit (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        at TEXT NOT NULL,
+        actor_aad_id TEXT,
+        action TEXT NOT NULL,
+        concern_id TEXT,
+        detail TEXT NOT NULL
+    );
+    CREATE INDEX audit_by_concern ON audit (concern_id, id);
+    CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit
+        BEGIN SELECT RAISE(ABORT, 'audit is append-only'); END;
+    CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit
+        BEGIN SELECT RAISE(ABORT, 'audit is append-only'); END;
+    CREATE TABLE processed_activities (
+        conversation_id TEXT NOT NULL,
+        activity_id TEXT NOT NULL,
+        at TEXT NOT NULL,
+        PRIMARY KEY (conversation_id, activity_id)
+    );
+    CREATE INDEX processed_activities_at ON processed_activities (at);
+    CREATE TABLE conversation_refs (
+        kind TEXT NOT NULL,
+        key TEXT NOT NULL,
+        reference TEXT NOT NULL,
+        updated_at TEXT NOT NULL,
+        PRIMARY KEY (kind, key)
+    );
+    """,
+)
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def _iso(at: datetime) -> str:
+    """UTC ISO-8601 with fixed width, so text order is time order inside SQLite."""
+    if at.tzinfo is None:
+        raise ValueError("store times must be timezone-aware")
+    return at.astimezone(UTC).isoformat(timespec="microseconds")
+
+
+def _time(text: str | None) -> datetime | None:
+    return datetime.fromisoformat(text) if text else None
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), sort_keys=True)
+
+
+@dataclass(frozen=True)
+class StoredConcern:
+    """A concern as the store holds it: the record plus its delivery-side status."""
+
+    concern: Concern
+    status: str
+    priority: str
+    routing: str
+    created_at: datetime
+    updated_at: datetime
+    acknowledged_by: str | None = None
+    acknowledged_at: datetime | None = None
+
+    @property
+    def id(self) -> str:
+        return self.concern.id
+
+
+@dataclass(frozen=True)
+class OutboxMessage:
+    """Something to deliver: what kind, to where (ids, service URL), and the activity payload."""
+
+    kind: str
+    target: Mapping[str, Any]
+    payload: Mapping[str, Any]
+    not_before: datetime | None = None
+
+
+@dataclass(frozen=True)
+class OutboxItem:
+    id: str
+    concern_id: str | None
+    kind: str
+    target: dict[str, Any]
+    payload: dict[str, Any]
+    status: str
+    attempts: int
+    next_attempt_at: datetime
+    created_at: datetime
+    last_error: str | None = None
+    delivered_activity_id: str | None = None
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    id: int
+    at: datetime
+    actor_aad_id: str | None
+    action: str
+    concern_id: str | None
+    detail: dict[str, Any] = field(default_factory=dict)
+
+
+class SqliteStore(Storage):
+    """One SQLite file in WAL mode. Also a botbuilder `Storage` for ConversationState/UserState.
+
+    Etags follow CosmosDbPartitionedStorage/BlobStorage: every write assigns a new etag,
+    `read` returns it as `e_tag`, and a write carrying a different etag raises ConflictError.
+    A missing etag or `"*"` overwrites. (MemoryStorage only checks etags once an item was
+    first written with one; we always do.) After a successful write the new etag is put
+    back into the written dict, so BotState can save twice in one turn.
+    """
+
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        clock: Callable[[], datetime] = _utcnow,
+        lease: timedelta = DEFAULT_LEASE,
+    ) -> None:
+        super().__init__()
+        self.path = Path(path)
+        self._clock = clock
+        self._lease = lease
+        self._lock = threading.Lock()
+        self._conn: sqlite3.Connection | None = None
+        self._open()
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    def _open(self) -> None:
+        try:
+            if str(self.path) != ":memory:":
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+            conn = sqlite3.connect(
+                self.path, isolation_level=None, check_same_thread=False, timeout=10.0
+            )
+            conn.row_factory = sqlite3.Row
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=FULL")
+            conn.execute("PRAGMA foreign_keys=ON")
+            conn.execute("PRAGMA busy_timeout=10000")
+            self._migrate(conn)
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot open store ({type(exc).__name__})") from exc
+        self._conn = conn
+
+    @staticmethod
+    def _migrate(conn: sqlite3.Connection) -> None:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+            if version > SCHEMA_VERSION:
+                raise StoreError(
+                    f"store schema version {version} is newer than this code ({SCHEMA_VERSION})"
+                )
+            for number in range(version + 1, SCHEMA_VERSION + 1):
+                for statement in _statements(MIGRATIONS[number - 1]):
+                    conn.execute(statement)
+                conn.execute(f"PRAGMA user_version = {number}")
+                logger.info("store migrated to schema version %d", number)
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+
+    @property
+    def schema_version(self) -> int:
+        with self._locked() as conn:
+            return conn.execute("PRAGMA user_version").fetchone()[0]
+
+    def close(self) -> None:
+        with self._lock:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+
+    @property
+    def closed(self) -> bool:
+        return self._conn is None
+
+    async def ready(self) -> bool:
+        """True when the file is open, readable and at the expected schema version."""
+        try:
+            return await self._run(
+                lambda c: c.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+            )
+        except (StoreError, sqlite3.Error):
+            return False
+
+    # -- plumbing --------------------------------------------------------------------------
+
+    @contextmanager
+    def _locked(self):
+        with self._lock:
+            if self._conn is None:
+                raise StoreError("store is closed")
+            yield self._conn
+
+    async def _run(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        def call() -> T:
+            with self._locked() as conn:
+                return work(conn)
+
+        try:
+            return await asyncio.to_thread(call)
+        except sqlite3.Error as exc:
+            raise StoreError(f"store operation failed ({type(exc).__name__})") from exc
+
+    async def _write(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        """Run `work` inside one IMMEDIATE transaction (all or nothing)."""
+
+        def transaction(conn: sqlite3.Connection) -> T:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                result = work(conn)
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+            return result
+
+        return await self._run(transaction)
+
+    def _now(self, at: datetime | None = None) -> str:
+        return _iso(at or self._clock())
+
+    # -- botbuilder Storage ----------------------------------------------------------------
+
+    async def read(self, keys: list[str]) -> dict[str, dict[str, Any]]:
+        if not keys:
+            return {}
+        keys = list(keys)
+
+        def work(conn: sqlite3.Connection) -> dict[str, dict[str, Any]]:
+            marks = ",".join("?" * len(keys))
+            rows = conn.execute(
+                f"SELECT key, etag, data FROM bot_state WHERE key IN ({marks})", keys
+            ).fetchall()
+            found = {}
+            for row in rows:
+                item = json.loads(row["data"])
+                item["e_tag"] = row["etag"]
+                found[row["key"]] = item
+            return found
+
+        return await self._run(work)
+
+    async def write(self, changes: Mapping[str, Any]) -> None:
+        if changes is None:
+            raise StoreError("changes are required when writing")
+        if not changes:
+            return
+        encoded: list[tuple[str, str | None, str, Any]] = []
+        for key, change in changes.items():
+            data = _state_dict(change)
+            etag = data.pop("e_tag", None)
+            if etag == "":
+                raise StoreError("write(): etag is empty; use None or '*' to overwrite")
+            try:
+                text = json.dumps(data, ensure_ascii=False, allow_nan=False)
+            except (TypeError, ValueError) as exc:
+                raise StoreError(
+                    f"state for a key is not JSON-serialisable ({exc.__class__.__name__})"
+                ) from exc
+            encoded.append((key, etag, text, change))
+        now = self._now()
+
+        def work(conn: sqlite3.Connection) -> list[tuple[Any, str]]:
+            written = []
+            for key, etag, text, change in encoded:
+                new_etag = uuid.uuid4().hex
+                if etag is None or etag == "*":
+                    conn.execute(
+                        "INSERT INTO bot_state (key, etag, data, updated_at) VALUES (?, ?, ?, ?)"
+                        " ON CONFLICT (key) DO UPDATE SET etag = excluded.etag,"
+                        " data = excluded.data, updated_at = excluded.updated_at",
+                        (key, new_etag, text, now),
+                    )
+                else:
+                    cur = conn.execute(
+                        "UPDATE bot_state SET etag = ?, data = ?, updated_at = ?"
+                        " WHERE key = ? AND etag = ?",
+                        (new_etag, text, now, key, etag),
+                    )
+                    if cur.rowcount == 0:
+                        exists = conn.execute(
+                            "SELECT 1 FROM bot_state WHERE key = ?", (key,)
+                        ).fetchone()
+                        if exists:
+                            raise ConflictError("etag conflict: the item changed since it was read")
+                        # Like MemoryStorage: nothing stored yet means nothing to conflict with.
+                        conn.execute(
+                            "INSERT INTO bot_state (key, etag, data, updated_at)"
+                            " VALUES (?, ?, ?, ?)",
+                            (key, new_etag, text, now),
+                        )
+                written.append((change, new_etag))
+            return written
+
+        for change, new_etag in await self._write(work):
+            if isinstance(change, dict):
+                change["e_tag"] = new_etag
+            elif isinstance(change, StoreItem) or hasattr(change, "e_tag"):
+                change.e_tag = new_etag
+
+    async def delete(self, keys: Iterable[str]) -> None:
+        keys = list(keys)
+        if not keys:
+            return
+
+        def work(conn: sqlite3.Connection) -> None:
+            conn.executemany("DELETE FROM bot_state WHERE key = ?", [(k,) for k in keys])
+
+        await self._write(work)
+
+    # -- concerns --------------------------------------------------------------------------
+
+    async def save_concern(
+        self, concern: Concern, *, status: str = "raised", at: datetime | None = None
+    ) -> None:
+        """Insert or update a concern. An acknowledged or closed concern keeps its status."""
+        row = _concern_row(concern, status, self._now(at))
+        await self._write(lambda conn: _upsert_concern(conn, row))
+
+    async def save_concern_and_enqueue(
+        self,
+        concern: Concern,
+        messages: Sequence[OutboxMessage],
+        *,
+        status: str = "raised",
+        at: datetime | None = None,
+    ) -> list[str]:
+        """Save the concern and its outgoing messages in ONE transaction; return outbox ids."""
+        now = self._now(at)
+        row = _concern_row(concern, status, now)
+        rows = [_outbox_row(concern.id, message, now) for message in messages]
+
+        def work(conn: sqlite3.Connection) -> list[str]:
+            _upsert_concern(conn, row)
+            return [_insert_outbox(conn, outbox_row) for outbox_row in rows]
+
+        return await self._write(work)
+
+    async def get_concern(self, concern_id: str) -> StoredConcern | None:
+        def work(conn: sqlite3.Connection) -> StoredConcern | None:
+            row = conn.execute("SELECT * FROM concerns WHERE id = ?", (concern_id,)).fetchone()
+            return _stored_concern(row) if row else None
+
+        return await self._run(work)
+
+    async def list_concerns_by_reporter(
+        self, reporter_aad_id: str, *, limit: int = 50
+    ) -> list[StoredConcern]:
+        def work(conn: sqlite3.Connection) -> list[StoredConcern]:
+            rows = conn.execute(
+                "SELECT * FROM concerns WHERE reporter_aad_id = ? ORDER BY created_at DESC LIMIT ?",
+                (reporter_aad_id, limit),
+            ).fetchall()
+            return [_stored_concern(r) for r in rows]
+
+        return await self._run(work)
+
+    async def list_open_concerns(self, school_id: str) -> list[StoredConcern]:
+        """Raised but not yet closed (including acknowledged), oldest first."""
+
+        def work(conn: sqlite3.Connection) -> list[StoredConcern]:
+            rows = conn.execute(
+                "SELECT * FROM concerns WHERE school_id = ?"
+                " AND status IN ('raised', 'acknowledged') ORDER BY created_at",
+                (school_id,),
+            ).fetchall()
+            return [_stored_concern(r) for r in rows]
+
+        return await self._run(work)
+
+    async def acknowledge(self, concern_id: str, by: str, at: datetime | None = None) -> bool:
+        """Record the first acknowledgement. Exactly one concurrent caller gets True."""
+        now = self._now(at)
+
+        def work(conn: sqlite3.Connection) -> bool:
+            cur = conn.execute(
+                "UPDATE concerns SET acknowledged_by = ?, acknowledged_at = ?,"
+                " status = 'acknowledged', updated_at = ?"
+                " WHERE id = ? AND acknowledged_by IS NULL AND status = 'raised'",
+                (by, now, now, concern_id),
+            )
+            return cur.rowcount == 1
+
+        return await self._write(work)
+
+    async def set_concern_status(
+        self, concern_id: str, status: str, at: datetime | None = None
+    ) -> bool:
+        _check(status, CONCERN_STATUSES, "concern status")
+        now = self._now(at)
+
+        def work(conn: sqlite3.Connection) -> bool:
+            cur = conn.execute(
+                "UPDATE concerns SET status = ?, updated_at = ? WHERE id = ?",
+                (status, now, concern_id),
+            )
+            return cur.rowcount == 1
+
+        return await self._write(work)
+
+    # -- outbox ----------------------------------------------------------------------------
+
+    async def enqueue(
+        self,
+        concern_id: str | None,
+        kind: str,
+        target: Mapping[str, Any],
+        payload: Mapping[str, Any],
+        *,
+        not_before: datetime | None = None,
+        at: datetime | None = None,
+    ) -> str:
+        row = _outbox_row(
+            concern_id, OutboxMessage(kind, target, payload, not_before), self._now(at)
+        )
+        return await self._write(lambda conn: _insert_outbox(conn, row))
+
+    async def claim_due(self, now: datetime | None = None, limit: int = 10) -> list[OutboxItem]:
+        """Mark up to `limit` due messages 'sending' and return them.
+
+        A 'sending' row whose claim is older than the lease (a worker died mid-send) is due
+        again. Delivery is therefore at-least-once: a crash after the channel accepted a
+        message but before `mark_delivered` sends it twice.
+        """
+        at = now or self._clock()
+        now_text = _iso(at)
+        expired = _iso(at - self._lease)
+
+        def work(conn: sqlite3.Connection) -> list[OutboxItem]:
+            rows = conn.execute(
+                "SELECT id FROM outbox WHERE (status = 'pending' AND next_attempt_at <= ?)"
+                " OR (status = 'sending' AND claimed_at <= ?)"
+                " ORDER BY next_attempt_at, created_at LIMIT ?",
+                (now_text, expired, limit),
+            ).fetchall()
+            ids = [r["id"] for r in rows]
+            conn.executemany(
+                "UPDATE outbox SET status = 'sending', claimed_at = ?, attempts = attempts + 1,"
+                " updated_at = ? WHERE id = ?",
+                [(now_text, now_text, i) for i in ids],
+            )
+            return [_outbox_item(_fetch_outbox(conn, i)) for i in ids]
+
+        return await self._write(work)
+
+    async def count_due(self, now: datetime | None = None) -> int:
+        """How many messages are waiting to be sent now (pending and due, or in flight)."""
+        now_text = _iso(now or self._clock())
+
+        def work(conn: sqlite3.Connection) -> int:
+            return conn.execute(
+                "SELECT COUNT(*) FROM outbox WHERE (status = 'pending' AND next_attempt_at <= ?)"
+                " OR status = 'sending'",
+                (now_text,),
+            ).fetchone()[0]
+
+        return await self._run(work)
+
+    async def mark_delivered(
+        self, outbox_id: str, activity_id: str | None, at: datetime | None = None
+    ) -> None:
+        now = self._now(at)
+        await self._update_outbox(
+            "status = 'delivered', delivered_activity_id = ?, last_error = NULL,"
+            " claimed_at = NULL, updated_at = ?",
+            (activity_id, now),
+            outbox_id,
+        )
+
+    async def mark_retry(
+        self, outbox_id: str, next_at: datetime, error: str, at: datetime | None = None
+    ) -> None:
+        """Back to pending until `next_at`. `error` is a status code or id, never content."""
+        await self._update_outbox(
+            "status = 'pending', next_attempt_at = ?, last_error = ?, claimed_at = NULL,"
+            " updated_at = ?",
+            (_iso(next_at), error[:200], self._now(at)),
+            outbox_id,
+        )
+
+    async def mark_failed(self, outbox_id: str, error: str, at: datetime | None = None) -> None:
+        await self._update_outbox(
+            "status = 'failed', last_error = ?, claimed_at = NULL, updated_at = ?",
+            (error[:200], self._now(at)),
+            outbox_id,
+        )
+
+    async def _update_outbox(self, assignments: str, params: tuple, outbox_id: str) -> None:
+        def work(conn: sqlite3.Connection) -> None:
+            cur = conn.execute(
+                f"UPDATE outbox SET {assignments} WHERE id = ?", (*params, outbox_id)
+            )
+            if cur.rowcount != 1:
+                raise StoreError(f"no outbox message {outbox_id}")
+
+        await self._write(work)
+
+    async def get_outbox(self, outbox_id: str) -> OutboxItem | None:
+        def work(conn: sqlite3.Connection) -> OutboxItem | None:
+            row = _fetch_outbox(conn, outbox_id)
+            return _outbox_item(row) if row else None
+
+        return await self._run(work)
+
+    async def outbox_for_concern(self, concern_id: str) -> list[OutboxItem]:
+        def work(conn: sqlite3.Connection) -> list[OutboxItem]:
+            rows = conn.execute(
+                "SELECT * FROM outbox WHERE concern_id = ? ORDER BY created_at, rowid",
+                (concern_id,),
+            ).fetchall()
+            return [_outbox_item(r) for r in rows]
+
+        return await self._run(work)
+
+    # -- audit (append-only) ---------------------------------------------------------------
+
+    async def audit(
+        self,
+        actor_aad_id: str | None,
+        action: str,
+        concern_id: str | None = None,
+        detail: Mapping[str, Any] | None = None,
+        *,
+        at: datetime | None = None,
+    ) -> int:
+        """Append one entry. `detail` holds ids and states only, never what anyone wrote."""
+        row = (self._now(at), actor_aad_id, action, concern_id, _dumps(dict(detail or {})))
+
+        def work(conn: sqlite3.Connection) -> int:
+            cur = conn.execute(
+                "INSERT INTO audit (at, actor_aad_id, action, concern_id, detail)"
+                " VALUES (?, ?, ?, ?, ?)",
+                row,
+            )
+            return int(cur.lastrowid)
+
+        return await self._write(work)
+
+    async def audit_entries(self, concern_id: str) -> list[AuditEntry]:
+        def work(conn: sqlite3.Connection) -> list[AuditEntry]:
+            rows = conn.execute(
+                "SELECT * FROM audit WHERE concern_id = ? ORDER BY id", (concern_id,)
+            ).fetchall()
+            return [
+                AuditEntry(
+                    id=r["id"],
+                    at=datetime.fromisoformat(r["at"]),
+                    actor_aad_id=r["actor_aad_id"],
+                    action=r["action"],
+                    concern_id=r["concern_id"],
+                    detail=json.loads(r["detail"]),
+                )
+                for r in rows
+            ]
+
+        return await self._run(work)
+
+    # -- processed activities (Teams re-delivers) ------------------------------------------
+
+    async def mark_activity_seen(
+        self, activity_id: str, conversation_id: str = "", at: datetime | None = None
+    ) -> bool:
+        """True the first time an activity is seen; False for a re-delivery."""
+        now = self._now(at)
+
+        def work(conn: sqlite3.Connection) -> bool:
+            cur = conn.execute(
+                "INSERT OR IGNORE INTO processed_activities (conversation_id, activity_id, at)"
+                " VALUES (?, ?, ?)",
+                (conversation_id, activity_id, now),
+            )
+            return cur.rowcount == 1
+
+        return await self._write(work)
+
+    async def forget_activities_before(self, before: datetime) -> int:
+        """Prune the de-duplication table; Teams retries within minutes, not days."""
+        cutoff = _iso(before)
+        return await self._write(
+            lambda conn: (
+                conn.execute("DELETE FROM processed_activities WHERE at < ?", (cutoff,)).rowcount
+            )
+        )
+
+    # -- conversation references -----------------------------------------------------------
+
+    async def save_conversation_ref(
+        self,
+        kind: str,
+        key: str,
+        reference: ConversationReference | Mapping[str, Any],
+        at: datetime | None = None,
+    ) -> None:
+        """Upsert where to reach a channel ('channel', id) or a person ('user', aad id)."""
+        data = (
+            reference.serialize()
+            if isinstance(reference, ConversationReference)
+            else dict(reference)
+        )
+        row = (kind, key, _dumps(data), self._now(at))
+        await self._write(
+            lambda conn: conn.execute(
+                "INSERT INTO conversation_refs (kind, key, reference, updated_at)"
+                " VALUES (?, ?, ?, ?) ON CONFLICT (kind, key) DO UPDATE SET"
+                " reference = excluded.reference, updated_at = excluded.updated_at",
+                row,
+            )
+        )
+
+    async def get_conversation_ref(self, kind: str, key: str) -> ConversationReference | None:
+        def work(conn: sqlite3.Connection) -> str | None:
+            row = conn.execute(
+                "SELECT reference FROM conversation_refs WHERE kind = ? AND key = ?", (kind, key)
+            ).fetchone()
+            return row["reference"] if row else None
+
+        text = await self._run(work)
+        return ConversationReference().deserialize(json.loads(text)) if text else None
+
+
+# -- helpers ---------------------------------------------------------------------------------
+
+
+def open_store(path: str | Path, **kwargs: Any) -> SqliteStore:
+    """Open (creating and migrating if needed) the store file at `path`."""
+    return SqliteStore(path, **kwargs)
+
+
+def _statements(script: str) -> list[str]:
+    """Split a migration into statements, keeping trigger bodies whole."""
+    statements, buffer = [], ""
+    for line in script.splitlines(keepends=True):
+        buffer += line
+        if sqlite3.complete_statement(buffer):
+            if buffer.strip():
+                statements.append(buffer.strip())
+            buffer = ""
+    if buffer.strip():
+        raise StoreError("migration ends with an incomplete statement")
+    return statements
+
+
+def _check(value: str, allowed: Sequence[str], what: str) -> None:
+    if value not in allowed:
+        raise ValueError(f"unknown {what} {value!r}; expected one of {', '.join(allowed)}")
+
+
+def _state_dict(change: Any) -> dict[str, Any]:
+    if isinstance(change, dict):
+        return dict(change)
+    if isinstance(change, StoreItem) or hasattr(change, "__dict__"):
+        return {k: v for k, v in vars(change).items() if not k.startswith("_")}
+    raise StoreError(f"cannot store a {type(change).__name__}; use a dict or StoreItem")
+
+
+def _concern_row(concern: Concern, status: str, now: str) -> dict[str, Any]:
+    _check(status, CONCERN_STATUSES, "concern status")
+    return {
+        "id": concern.id,
+        "school_id": concern.school_id,
+        "type": concern.type,
+        "reporter_aad_id": concern.reporter.aad_object_id,
+        "status": status,
+        "priority": concern.priority,
+        "routing": concern.routing.route,
+        "payload": _dumps(concern.to_dict()),
+        "now": now,
+    }
+
+
+def _upsert_concern(conn: sqlite3.Connection, row: Mapping[str, Any]) -> None:
+    conn.execute(
+        "INSERT INTO concerns (id, school_id, type, reporter_aad_id, status, priority, routing,"
+        " payload, created_at, updated_at)"
+        " VALUES (:id, :school_id, :type, :reporter_aad_id, :status, :priority, :routing,"
+        " :payload, :now, :now)"
+        " ON CONFLICT (id) DO UPDATE SET type = excluded.type, priority = excluded.priority,"
+        " routing = excluded.routing, payload = excluded.payload,"
+        " updated_at = excluded.updated_at,"
+        " status = CASE WHEN concerns.status IN ('acknowledged', 'closed')"
+        " THEN concerns.status ELSE excluded.status END",
+        row,
+    )
+
+
+def _stored_concern(row: sqlite3.Row) -> StoredConcern:
+    return StoredConcern(
+        concern=Concern.from_dict(json.loads(row["payload"])),
+        status=row["status"],
+        priority=row["priority"],
+        routing=row["routing"],
+        created_at=datetime.fromisoformat(row["created_at"]),
+        updated_at=datetime.fromisoformat(row["updated_at"]),
+        acknowledged_by=row["acknowledged_by"],
+        acknowledged_at=_time(row["acknowledged_at"]),
+    )
+
+
+def _outbox_row(concern_id: str | None, message: OutboxMessage, now: str) -> tuple:
+    return (
+        str(uuid.uuid4()),
+        concern_id,
+        message.kind,
+        _dumps(dict(message.target)),
+        _dumps(dict(message.payload)),
+        _iso(message.not_before) if message.not_before else now,
+        now,
+    )
+
+
+def _insert_outbox(conn: sqlite3.Connection, row: tuple) -> str:
+    conn.execute(
+        "INSERT INTO outbox (id, concern_id, kind, target, payload, status, next_attempt_at,"
+        " created_at, updated_at) VALUES (?, ?, ?, ?, ?, 'pending', ?, ?, ?)",
+        (*row, row[-1]),
+    )
+    return row[0]
+
+
+def _fetch_outbox(conn: sqlite3.Connection, outbox_id: str) -> sqlite3.Row | None:
+    return conn.execute("SELECT * FROM outbox WHERE id = ?", (outbox_id,)).fetchone()
+
+
+def _outbox_item(row: sqlite3.Row) -> OutboxItem:
+    return OutboxItem(
+        id=row["id"],
+        concern_id=row["concern_id"],
+        kind=row["kind"],
+        target=json.loads(row["target"]),
+        payload=json.loads(row["payload"]),
+        status=row["status"],
+        attempts=row["attempts"],
+        next_attempt_at=datetime.fromisoformat(row["next_attempt_at"]),
+        created_at=datetime.fromisoformat(row["created_at"]),
+        last_error=row["last_error"],
+        delivered_activity_id=row["delivered_activity_id"],
+    )

@@ -1,0 +1,271 @@
+"""A fake Bot Connector service on loopback that records what the bot sends and can fail on cue.
+
+async with FakeConnector() as connector:
+    activity = {..., "serviceUrl": connector.url}
+    connector.fail_next(r"/v3/conversations$", statuses=[429, 500], retry_after=1)
+    ...
+    assert connector.sent_activities()[0]["text"] == "..."
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+from aiohttp.test_utils import TestServer
+
+
+@dataclass(frozen=True)
+class RecordedRequest:
+    method: str
+    path: str
+    json: Any
+    headers: dict[str, str]
+    status: int
+
+
+@dataclass
+class _ScriptedFailure:
+    pattern: re.Pattern[str]
+    method: str | None
+    statuses: list[int]
+    retry_after: float | None
+
+
+@dataclass
+class FakeConversation:
+    id: str
+    is_group: bool
+    channel_id: str | None
+    tenant_id: str | None
+    members: list[dict[str, Any]]
+    activities: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+class FakeConnector:
+    """The Bot Connector REST endpoints the SDK calls, in memory."""
+
+    def __init__(self) -> None:
+        self.requests: list[RecordedRequest] = []
+        self.conversations: dict[str, FakeConversation] = {}
+        # Members returned for any conversation that does not list its own.
+        self.default_members: list[dict[str, Any]] = [
+            {"id": "29:user-1", "name": "Test User", "aadObjectId": "aad-user-1"}
+        ]
+        self._failures: list[_ScriptedFailure] = []
+        self._ids = itertools.count(1_700_000_000_001)
+        self._server: TestServer | None = None
+        self.app = self._build_app()
+
+    # -- lifecycle -----------------------------------------------------------------------
+
+    async def start(self) -> FakeConnector:
+        self._server = TestServer(self.app, host="127.0.0.1")
+        await self._server.start_server()
+        return self
+
+    async def close(self) -> None:
+        if self._server is not None:
+            await self._server.close()
+            self._server = None
+
+    async def __aenter__(self) -> FakeConnector:
+        return await self.start()
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    @property
+    def url(self) -> str:
+        """The serviceUrl to put on activities posted to the bot (ends with '/')."""
+        if self._server is None:
+            raise RuntimeError("FakeConnector is not started")
+        return str(self._server.make_url("/"))
+
+    # -- scripting and inspection --------------------------------------------------------
+
+    def fail_next(
+        self,
+        path_regex: str,
+        statuses: list[int] | tuple[int, ...] = (500,),
+        *,
+        retry_after: float | None = None,
+        method: str | None = None,
+    ) -> None:
+        """The next requests whose path matches answer with these statuses, one each, in order."""
+        self._failures.append(
+            _ScriptedFailure(re.compile(path_regex), method, list(statuses), retry_after)
+        )
+
+    def requests_to(self, path_regex: str, method: str | None = None) -> list[RecordedRequest]:
+        pattern = re.compile(path_regex)
+        return [
+            r
+            for r in self.requests
+            if pattern.search(r.path) and (method is None or r.method == method)
+        ]
+
+    def sent_activities(self, conversation_id: str | None = None) -> list[dict[str, Any]]:
+        """Activities the bot posted successfully (created, sent or replied), in order."""
+        found = []
+        for r in self.requests:
+            if r.method != "POST" or r.status >= 300 or not isinstance(r.json, dict):
+                continue
+            if r.path == "/v3/conversations":
+                activity = r.json.get("activity")
+                if activity:
+                    found.append(activity)
+            elif re.fullmatch(r"/v3/conversations/[^/]+/activities(/[^/]+)?", r.path) and (
+                conversation_id is None or r.path.split("/")[3] == conversation_id
+            ):
+                found.append(r.json)
+        return found
+
+    # -- the service ---------------------------------------------------------------------
+
+    def _build_app(self) -> web.Application:
+        app = web.Application(middlewares=[self._record_and_fail])
+        conv = "/v3/conversations/{conversation_id}"
+        app.router.add_post("/v3/conversations", self._create_conversation)
+        app.router.add_post(conv + "/activities", self._send)
+        app.router.add_post(conv + "/activities/{activity_id}", self._reply)
+        app.router.add_put(conv + "/activities/{activity_id}", self._update)
+        app.router.add_delete(conv + "/activities/{activity_id}", self._delete)
+        app.router.add_get(conv + "/members", self._members)
+        app.router.add_get(conv + "/pagedmembers", self._paged_members)
+        app.router.add_get(conv + "/members/{user_id}", self._member)
+        app.router.add_route("*", "/{tail:.*}", self._anything_else)
+        return app
+
+    @web.middleware
+    async def _record_and_fail(self, request: web.Request, handler: Any) -> web.StreamResponse:
+        body: Any = None
+        if request.can_read_body:
+            raw = await request.read()
+            try:
+                body = await request.json()
+            except ValueError:
+                body = raw.decode("utf-8", "replace")
+        failure = self._take_failure(request)
+        if failure is not None:
+            status, retry_after = failure
+            headers = {"Retry-After": _seconds(retry_after)} if retry_after is not None else {}
+            response: web.StreamResponse = web.json_response(
+                {"error": {"code": f"Http{status}", "message": "scripted failure"}},
+                status=status,
+                headers=headers,
+            )
+        else:
+            try:
+                response = await handler(request)
+            except web.HTTPException as exc:
+                response = exc
+        self.requests.append(
+            RecordedRequest(
+                request.method, request.path, body, dict(request.headers), response.status
+            )
+        )
+        return response
+
+    def _take_failure(self, request: web.Request) -> tuple[int, float | None] | None:
+        for failure in self._failures:
+            if failure.method and failure.method != request.method:
+                continue
+            if failure.pattern.search(request.path):
+                status = failure.statuses.pop(0)
+                if not failure.statuses:
+                    self._failures.remove(failure)
+                return status, failure.retry_after
+        return None
+
+    def _new_id(self) -> str:
+        return str(next(self._ids))
+
+    def _conversation(self, request: web.Request) -> FakeConversation:
+        conversation_id = request.match_info["conversation_id"]
+        found = self.conversations.get(conversation_id)
+        if found is None:  # incoming conversations the fake has not seen are fine
+            found = FakeConversation(conversation_id, False, None, None, [])
+            self.conversations[conversation_id] = found
+        return found
+
+    async def _create_conversation(self, request: web.Request) -> web.Response:
+        params = await request.json()
+        channel_data = params.get("channelData") or {}
+        channel_id = (channel_data.get("channel") or {}).get("id")
+        activity = params.get("activity")
+        activity_id = self._new_id() if activity else None
+        if channel_id:
+            # Teams: a new channel thread is "<channel id>;messageid=<root message id>".
+            conversation_id = f"{channel_id};messageid={activity_id or self._new_id()}"
+        else:
+            conversation_id = f"a:1{uuid.uuid4().hex}"
+        conversation = FakeConversation(
+            id=conversation_id,
+            is_group=bool(params.get("isGroup")),
+            channel_id=channel_id,
+            # botbuilder 4.17.1 writes "tenantID"; other clients write "tenantId".
+            tenant_id=params.get("tenantId") or params.get("tenantID"),
+            members=list(params.get("members") or []),
+        )
+        if activity and activity_id:
+            conversation.activities[activity_id] = activity
+        self.conversations[conversation_id] = conversation
+        body = {"id": conversation_id, "serviceUrl": self.url}
+        if activity_id:
+            body["activityId"] = activity_id
+        return web.json_response(body, status=201)
+
+    async def _send(self, request: web.Request) -> web.Response:
+        activity_id = self._new_id()
+        self._conversation(request).activities[activity_id] = await request.json()
+        return web.json_response({"id": activity_id}, status=201)
+
+    async def _reply(self, request: web.Request) -> web.Response:
+        return await self._send(request)
+
+    async def _update(self, request: web.Request) -> web.Response:
+        conversation = self._conversation(request)
+        activity_id = request.match_info["activity_id"]
+        if activity_id not in conversation.activities:
+            return _error(404, "NotFound", "activity not found")
+        conversation.activities[activity_id] = await request.json()
+        return web.json_response({"id": activity_id})
+
+    async def _delete(self, request: web.Request) -> web.Response:
+        conversation = self._conversation(request)
+        if conversation.activities.pop(request.match_info["activity_id"], None) is None:
+            return _error(404, "NotFound", "activity not found")
+        return web.Response(status=200)
+
+    def _roster(self, request: web.Request) -> list[dict[str, Any]]:
+        return self._conversation(request).members or self.default_members
+
+    async def _members(self, request: web.Request) -> web.Response:
+        return web.json_response(self._roster(request))
+
+    async def _paged_members(self, request: web.Request) -> web.Response:
+        return web.json_response({"members": self._roster(request), "continuationToken": None})
+
+    async def _member(self, request: web.Request) -> web.Response:
+        user_id = request.match_info["user_id"]
+        for member in self._roster(request):
+            if user_id in (member.get("id"), member.get("aadObjectId")):
+                return web.json_response(member)
+        return _error(404, "MemberNotFoundInConversation", "member not found")
+
+    async def _anything_else(self, request: web.Request) -> web.Response:
+        # Recorded by the middleware, so a test can assert nothing like this happened.
+        return _error(404, "NotFound", "the fake connector does not implement this")
+
+
+def _error(status: int, code: str, message: str) -> web.Response:
+    return web.json_response({"error": {"code": code, "message": message}}, status=status)
+
+
+def _seconds(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else str(value)

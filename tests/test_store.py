@@ -1,0 +1,399 @@
+# The SQLite store: botbuilder Storage etags, migrations, concerns, outbox, audit, de-duplication.
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from botbuilder.core import ConversationState, StoreItem, TurnContext
+from botbuilder.core.adapters import TestAdapter
+from botbuilder.schema import (
+    Activity,
+    ChannelAccount,
+    ConversationAccount,
+    ConversationReference,
+)
+
+from bot.errors import ConflictError, StoreError
+from bot.store import SCHEMA_VERSION, OutboxMessage, SqliteStore
+from flows.concern import Concern, Reporter, Routing
+
+T0 = datetime(2025, 3, 3, 9, 0, tzinfo=UTC)
+
+
+def make_concern(concern_id: str = "c-1", *, reporter: str = "aad-reporter") -> Concern:
+    return Concern(
+        id=concern_id,
+        type="disclosure",
+        title="Disclosure of abuse",
+        school_id="buttsbury-junior",
+        reporter=Reporter(name="A Teacher", aad_object_id=reporter),
+        status="final",
+        started_at=T0.isoformat(),
+        words="He said 'don't tell'",
+        flags=["URGENT"],
+        routing=Routing("dsl_team", "child protection concern"),
+    )
+
+
+# -- botbuilder Storage ----------------------------------------------------------------------
+
+
+async def test_read_returns_written_items_with_an_etag(store: SqliteStore) -> None:
+    await store.write({"a": {"count": 1}, "b": StoreItem(name="x")})
+
+    items = await store.read(["a", "b", "missing"])
+
+    assert set(items) == {"a", "b"}
+    assert items["a"]["count"] == 1
+    assert items["b"]["name"] == "x"
+    assert items["a"]["e_tag"] and items["a"]["e_tag"] != items["b"]["e_tag"]
+
+
+async def test_write_with_a_stale_etag_raises_conflict(store: SqliteStore) -> None:
+    await store.write({"k": {"v": 1}})
+    first = (await store.read(["k"]))["k"]
+    second = (await store.read(["k"]))["k"]
+    first["v"] = 2
+    await store.write({"k": first})
+
+    second["v"] = 3
+    with pytest.raises(ConflictError, match="etag conflict"):
+        await store.write({"k": second})
+    assert (await store.read(["k"]))["k"]["v"] == 2
+
+
+async def test_star_etag_overwrites(store: SqliteStore) -> None:
+    await store.write({"k": {"v": 1}})
+    await store.write({"k": {"v": 2, "e_tag": "*"}})
+
+    assert (await store.read(["k"]))["k"]["v"] == 2
+
+
+async def test_write_puts_the_new_etag_back_so_a_second_save_works(store: SqliteStore) -> None:
+    await store.write({"k": {"v": 1}})
+    item = (await store.read(["k"]))["k"]
+    item["v"] = 2
+    await store.write({"k": item})
+    item["v"] = 3
+    await store.write({"k": item})
+
+    assert (await store.read(["k"]))["k"]["v"] == 3
+
+
+async def test_empty_etag_and_non_json_state_are_refused(store: SqliteStore) -> None:
+    with pytest.raises(StoreError, match="etag is empty"):
+        await store.write({"k": {"e_tag": ""}})
+    with pytest.raises(StoreError, match="not JSON-serialisable"):
+        await store.write({"k": {"when": datetime.now(UTC)}})
+
+
+async def test_delete_removes_items(store: SqliteStore) -> None:
+    await store.write({"a": {"v": 1}, "b": {"v": 2}})
+    await store.delete(["a"])
+
+    assert list(await store.read(["a", "b"])) == ["b"]
+
+
+async def test_conversation_state_round_trips_through_the_store(tmp_path: Path) -> None:
+    path = tmp_path / "state.sqlite3"
+    activity = Activity(
+        type="message",
+        channel_id="msteams",
+        conversation=ConversationAccount(id="conv-1"),
+        from_property=ChannelAccount(id="29:user"),
+        recipient=ChannelAccount(id="28:bot"),
+    )
+
+    first = SqliteStore(path)
+    state = ConversationState(first)
+    session = state.create_property("session")
+    context = TurnContext(TestAdapter(), activity)
+    await state.load(context)
+    await session.set(context, {"flow": "disclosure", "step": 3})
+    await state.save_changes(context)
+    first.close()
+
+    reopened = SqliteStore(path)
+    state = ConversationState(reopened)
+    context = TurnContext(TestAdapter(), activity)
+    await state.load(context)
+    assert await state.create_property("session").get(context) == {
+        "flow": "disclosure",
+        "step": 3,
+    }
+    reopened.close()
+
+
+async def test_two_turns_saving_the_same_conversation_conflict(store: SqliteStore) -> None:
+    activity = Activity(
+        type="message",
+        channel_id="msteams",
+        conversation=ConversationAccount(id="conv-1"),
+        from_property=ChannelAccount(id="29:user"),
+        recipient=ChannelAccount(id="28:bot"),
+    )
+    state = ConversationState(store)
+    first, second = TurnContext(TestAdapter(), activity), TurnContext(TestAdapter(), activity)
+    await state.load(first)
+    await state.create_property("n").set(first, 0)
+    await state.save_changes(first)
+    await state.load(first, force=True)
+    await state.load(second, force=True)
+
+    await state.create_property("n").set(first, 1)
+    await state.save_changes(first)
+    await state.create_property("n").set(second, 2)
+    with pytest.raises(ConflictError):
+        await state.save_changes(second)
+
+
+# -- lifecycle and migrations ----------------------------------------------------------------
+
+
+def test_a_new_file_is_created_at_the_current_schema_version(tmp_path: Path) -> None:
+    path = tmp_path / "nested" / "bot.sqlite3"
+    store = SqliteStore(path)
+
+    assert path.exists()
+    assert store.schema_version == SCHEMA_VERSION
+    store.close()
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+async def test_reopening_is_idempotent_and_keeps_data(tmp_path: Path) -> None:
+    path = tmp_path / "bot.sqlite3"
+    store = SqliteStore(path)
+    await store.save_concern(make_concern())
+    store.close()
+
+    for _ in range(2):
+        store = SqliteStore(path)
+        assert store.schema_version == SCHEMA_VERSION
+        assert await store.get_concern("c-1") is not None
+        store.close()
+
+
+def test_a_file_from_newer_code_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "bot.sqlite3"
+    SqliteStore(path).close()
+    with sqlite3.connect(path) as conn:
+        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+
+    with pytest.raises(StoreError, match="newer than this code"):
+        SqliteStore(path)
+
+
+async def test_ready_until_closed(store: SqliteStore) -> None:
+    assert await store.ready()
+    store.close()
+    assert not await store.ready()
+    with pytest.raises(StoreError, match="closed"):
+        await store.get_concern("c-1")
+
+
+# -- concerns --------------------------------------------------------------------------------
+
+
+async def test_concern_round_trips_with_its_columns(store: SqliteStore) -> None:
+    await store.save_concern(make_concern(), at=T0)
+
+    stored = await store.get_concern("c-1")
+
+    assert stored is not None
+    assert stored.concern == make_concern()
+    assert (stored.status, stored.priority, stored.routing) == ("raised", "urgent", "dsl_team")
+    assert stored.created_at == T0
+    assert await store.get_concern("nope") is None
+
+
+async def test_lists_by_reporter_and_open_by_school(store: SqliteStore) -> None:
+    await store.save_concern(make_concern("c-1"), at=T0)
+    await store.save_concern(make_concern("c-2"), at=T0 + timedelta(minutes=1))
+    await store.save_concern(make_concern("c-3", reporter="someone-else"), status="draft")
+    await store.set_concern_status("c-2", "closed")
+
+    mine = await store.list_concerns_by_reporter("aad-reporter")
+    open_ = await store.list_open_concerns("buttsbury-junior")
+
+    assert [c.id for c in mine] == ["c-2", "c-1"]
+    assert [c.id for c in open_] == ["c-1"]
+
+
+async def test_concurrent_acknowledgements_exactly_one_wins(store: SqliteStore) -> None:
+    await store.save_concern(make_concern())
+
+    results = await asyncio.gather(
+        *(store.acknowledge("c-1", by=f"dsl-{n}", at=T0) for n in range(5))
+    )
+
+    assert sorted(results) == [False, False, False, False, True]
+    stored = await store.get_concern("c-1")
+    assert stored is not None and stored.status == "acknowledged"
+    assert stored.acknowledged_by == f"dsl-{results.index(True)}"
+
+
+async def test_acknowledgement_race_across_two_connections(tmp_path: Path) -> None:
+    path = tmp_path / "bot.sqlite3"
+    one, two = SqliteStore(path), SqliteStore(path)
+    await one.save_concern(make_concern())
+
+    results = await asyncio.gather(one.acknowledge("c-1", "dsl-a"), two.acknowledge("c-1", "dsl-b"))
+
+    assert sorted(results) == [False, True]
+    one.close()
+    two.close()
+
+
+async def test_resaving_an_acknowledged_concern_keeps_it_acknowledged(store: SqliteStore) -> None:
+    await store.save_concern(make_concern())
+    await store.acknowledge("c-1", "dsl-a")
+    await store.save_concern(make_concern())
+
+    stored = await store.get_concern("c-1")
+    assert stored is not None
+    assert (stored.status, stored.acknowledged_by) == ("acknowledged", "dsl-a")
+
+
+# -- outbox ----------------------------------------------------------------------------------
+
+
+def alert(kind: str = "post_alert") -> OutboxMessage:
+    return OutboxMessage(kind, {"channel_id": "19:dsl"}, {"type": "message"})
+
+
+async def test_concern_and_its_messages_are_saved_together(store: SqliteStore) -> None:
+    ids = await store.save_concern_and_enqueue(
+        make_concern(), [alert(), alert("notify_reporter")], at=T0
+    )
+
+    items = await store.outbox_for_concern("c-1")
+    assert [i.id for i in items] == ids
+    assert [(i.kind, i.status, i.attempts) for i in items] == [
+        ("post_alert", "pending", 0),
+        ("notify_reporter", "pending", 0),
+    ]
+
+
+async def test_nothing_is_saved_when_an_enqueue_fails(store: SqliteStore) -> None:
+    bad = OutboxMessage(None, {}, {})  # type: ignore[arg-type]  # kind is NOT NULL
+    with pytest.raises(StoreError):
+        await store.save_concern_and_enqueue(make_concern(), [bad])
+    assert await store.get_concern("c-1") is None
+
+
+async def test_claim_marks_sending_and_a_second_claim_gets_nothing(store: SqliteStore) -> None:
+    (outbox_id,) = await store.save_concern_and_enqueue(make_concern(), [alert()], at=T0)
+
+    claimed = await store.claim_due(T0, limit=10)
+    again = await store.claim_due(T0 + timedelta(seconds=1))
+
+    assert [(i.id, i.status, i.attempts) for i in claimed] == [(outbox_id, "sending", 1)]
+    assert again == []
+
+
+async def test_not_yet_due_messages_wait(store: SqliteStore) -> None:
+    await store.enqueue(None, "post_alert", {}, {}, not_before=T0 + timedelta(minutes=5), at=T0)
+
+    assert await store.claim_due(T0) == []
+    assert len(await store.claim_due(T0 + timedelta(minutes=5))) == 1
+
+
+async def test_a_crashed_claim_is_reclaimed_after_the_lease(tmp_path: Path) -> None:
+    store = SqliteStore(tmp_path / "bot.sqlite3", lease=timedelta(minutes=5))
+    outbox_id = await store.enqueue(None, "post_alert", {}, {}, at=T0)
+    await store.claim_due(T0)
+
+    assert await store.claim_due(T0 + timedelta(minutes=4)) == []
+    reclaimed = await store.claim_due(T0 + timedelta(minutes=5))
+    assert [(i.id, i.attempts) for i in reclaimed] == [(outbox_id, 2)]
+    store.close()
+
+
+async def test_retry_then_delivered(store: SqliteStore) -> None:
+    outbox_id = await store.enqueue(None, "post_alert", {}, {}, at=T0)
+    await store.claim_due(T0)
+    await store.mark_retry(outbox_id, T0 + timedelta(seconds=30), "http 429")
+
+    assert await store.claim_due(T0 + timedelta(seconds=29)) == []
+    (item,) = await store.claim_due(T0 + timedelta(seconds=30))
+    assert (item.attempts, item.last_error) == (2, "http 429")
+    await store.mark_delivered(outbox_id, "1700000000001")
+
+    delivered = await store.get_outbox(outbox_id)
+    assert delivered is not None
+    assert (delivered.status, delivered.delivered_activity_id) == ("delivered", "1700000000001")
+    assert await store.claim_due(T0 + timedelta(days=1)) == []
+
+
+async def test_failed_messages_are_not_claimed_again(store: SqliteStore) -> None:
+    outbox_id = await store.enqueue(None, "post_alert", {}, {}, at=T0)
+    await store.claim_due(T0)
+    await store.mark_failed(outbox_id, "http 403")
+
+    assert await store.claim_due(T0 + timedelta(days=1)) == []
+    failed = await store.get_outbox(outbox_id)
+    assert failed is not None and (failed.status, failed.last_error) == ("failed", "http 403")
+
+
+# -- audit -----------------------------------------------------------------------------------
+
+
+async def test_audit_appends_and_lists_in_order(store: SqliteStore) -> None:
+    await store.audit("aad-reporter", "concern.raised", "c-1", {"status": "raised"}, at=T0)
+    await store.audit("aad-dsl", "concern.acknowledged", "c-1", at=T0 + timedelta(minutes=2))
+
+    entries = await store.audit_entries("c-1")
+
+    assert [(e.actor_aad_id, e.action, e.detail) for e in entries] == [
+        ("aad-reporter", "concern.raised", {"status": "raised"}),
+        ("aad-dsl", "concern.acknowledged", {}),
+    ]
+
+
+@pytest.mark.parametrize("statement", ["UPDATE audit SET action = 'x'", "DELETE FROM audit"])
+async def test_audit_rows_cannot_be_changed_or_deleted(tmp_path: Path, statement: str) -> None:
+    path = tmp_path / "bot.sqlite3"
+    store = SqliteStore(path)
+    await store.audit("aad-dsl", "concern.acknowledged", "c-1")
+    store.close()
+
+    with sqlite3.connect(path) as conn, pytest.raises(sqlite3.DatabaseError, match="append-only"):
+        conn.execute(statement)
+
+
+# -- processed activities and conversation references ----------------------------------------
+
+
+async def test_a_redelivered_activity_is_seen_once(store: SqliteStore) -> None:
+    assert await store.mark_activity_seen("act-1", "conv-1")
+    assert not await store.mark_activity_seen("act-1", "conv-1")
+    assert await store.mark_activity_seen("act-1", "conv-2")
+
+
+async def test_old_activity_ids_can_be_forgotten(store: SqliteStore) -> None:
+    await store.mark_activity_seen("act-1", "conv-1", at=T0)
+
+    assert await store.forget_activities_before(T0 + timedelta(days=1)) == 1
+    assert await store.mark_activity_seen("act-1", "conv-1")
+
+
+async def test_conversation_references_are_upserted(store: SqliteStore) -> None:
+    first = ConversationReference(
+        channel_id="msteams",
+        service_url="https://smba.example/uk/",
+        conversation=ConversationAccount(id="19:dsl@thread.tacv2"),
+    )
+    await store.save_conversation_ref("channel", "19:dsl@thread.tacv2", first)
+    await store.save_conversation_ref(
+        "channel", "19:dsl@thread.tacv2", {**first.serialize(), "serviceUrl": "https://new/"}
+    )
+
+    found = await store.get_conversation_ref("channel", "19:dsl@thread.tacv2")
+
+    assert found is not None
+    assert (found.service_url, found.conversation.id) == ("https://new/", "19:dsl@thread.tacv2")
+    assert await store.get_conversation_ref("user", "nobody") is None
