@@ -104,6 +104,7 @@ class Concern:
     deadlines: list[Deadline] = field(default_factory=list)
     dsl_decision: str = ""
     sources: list[str] = field(default_factory=list)
+    notes: list[Action] = field(default_factory=list)  # added later by the DSL / case manager
 
     @property
     def priority(self) -> str:
@@ -121,7 +122,12 @@ class Concern:
         data = dict(data)
         data["reporter"] = Reporter(**data["reporter"])
         data["routing"] = Routing(**data["routing"])
-        for key, kind in (("actions_taken", Action), ("timeline", Action), ("details", Detail)):
+        for key, kind in (
+            ("actions_taken", Action),
+            ("timeline", Action),
+            ("notes", Action),
+            ("details", Detail),
+        ):
             data[key] = [kind(**item) for item in data.get(key, [])]
         data["deadlines"] = [Deadline(**item) for item in data.get("deadlines", [])]
         return cls(**data)

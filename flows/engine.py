@@ -47,7 +47,6 @@ class Prompt:
     choices: tuple[tuple[str, str], ...]
     optional: bool
     rules: tuple[str, ...] = ()  # hard rules, shown with the first question only
-    answer: Any = None  # the current answer, when the step is re-asked (back / correct)
 
 
 @dataclass
@@ -285,7 +284,6 @@ class FlowRun:
             choices=tuple((c.value, c.label) for c in step.choices),
             optional=step.optional,
             rules=rules,
-            answer=self.data["answers"].get(step.id),
         )
 
     # -- changing the state ------------------------------------------------------------
@@ -342,6 +340,9 @@ class FlowRun:
                 self.step, kept["value"], datetime.fromisoformat(kept["at"]), outcome, quiet=True
             )
             self.trigger(TRIGGER)  # type: ignore[attr-defined]
+        if self.finished:
+            # Kept answers the new path never reached are from an abandoned path: drop them.
+            self.data["prefill"] = {}
         outcome.finished = self.state == "done"
         outcome.exited = self.state == "exit"
         return outcome
@@ -367,7 +368,7 @@ class FlowRun:
             later[self.data["history"][-1]] = self._kept(self.data["history"][-1])
             self.back()
         self.back()
-        self.data["prefill"] = {**later, **self.data["prefill"]}
+        self.data["prefill"] = later
 
     def carry_over(self) -> dict[str, Any]:
         """Answers another flow may reuse after a switch (same step id, same meaning)."""

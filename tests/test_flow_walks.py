@@ -1,0 +1,587 @@
+"""Scripted walks through every shipped flow: flags, routing, deadlines, switches, save/resume
+and the child's words kept verbatim. Every walk saves and reloads its state between turns."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from datetime import datetime, timedelta
+from typing import Any
+
+import pytest
+
+from flows.catalogue import catalogue, compile_all, load_definitions
+from flows.concern import Concern
+from flows.profile import SchoolProfile
+from tests.flowkit import (
+    LONDON,
+    NOW,
+    PLAIN,
+    TICK,
+    Walk,
+    context,
+    json_round_trip,
+    plain,
+    school,
+    straight_walk,
+    walk,
+)
+
+FLOW_IDS = sorted(PLAIN)
+HERA = "kings-road-primary"  # a HERA trust school: fgm_police_before_dsl is true
+
+
+def with_emergency_number(profile: SchoolProfile, number: str) -> SchoolProfile:
+    """The same school with a different emergency number, to prove where 999 comes from."""
+    contacts = tuple(
+        dataclasses.replace(c, number=number) if c.id == "emergency" else c
+        for c in profile.contacts
+    )
+    return dataclasses.replace(profile, contacts=contacts)
+
+
+def deadline(concern: Concern, deadline_id: str) -> datetime:
+    (found,) = [d for d in concern.deadlines if d.id == deadline_id]
+    return datetime.fromisoformat(found.due_at).astimezone(LONDON)
+
+
+def deadline_ids(concern: Concern) -> set[str]:
+    return {d.id for d in concern.deadlines}
+
+
+def actions(concern: Concern) -> dict[str, str]:
+    return {a.label: a.value for a in concern.actions_taken}
+
+
+def test_every_plain_walk_finishes() -> None:
+    for flow_id in FLOW_IDS:
+        w = walk(flow_id, plain(flow_id))
+        assert w.step == "done", flow_id
+        assert w.concern is not None and w.concern.status == "final"
+        assert w.outcomes[-1].finished
+
+
+# -- immediate danger comes first, everywhere ------------------------------------------------
+
+
+@pytest.mark.parametrize("flow_id", FLOW_IDS)
+def test_immediate_danger_is_asked_first_and_yes_says_phone_first(flow_id: str) -> None:
+    profile = with_emergency_number(school(), "112")
+    w = walk(flow_id, plain(flow_id, immediate_danger="yes"), profile=profile)
+    assert w.asked[0] == "immediate_danger"
+    outcome = w.outcomes[0]
+    assert any("112" in text for text in outcome.say), outcome.say
+    assert not any("999" in text for text in outcome.say)
+    # the instruction to phone is shown before the next question
+    say_at = w.transcript.index(("say", "immediate_danger", outcome.say[0]))
+    next_prompt_at = next(
+        i for i, (kind, step, _) in enumerate(w.transcript) if kind == "prompt" and i > 0
+    )
+    assert say_at < next_prompt_at
+    assert w.asked[1] == "emergency_called"
+    assert {"URGENT", "CALL-999"} <= set(w.concern.flags)
+    assert w.concern.priority == "urgent"
+    assert "Emergency services called at" in actions(w.concern)
+
+
+@pytest.mark.parametrize("flow_id", FLOW_IDS)
+def test_no_immediate_danger_is_not_urgent(flow_id: str) -> None:
+    w = walk(flow_id, plain(flow_id))
+    assert "emergency_called" not in w.asked
+    assert not {"URGENT", "CALL-999"} & set(w.concern.flags)
+    assert w.outcomes[0].say == []
+
+
+# -- nudes -----------------------------------------------------------------------------------
+
+
+def test_nudes_hard_rules_come_before_the_first_question_only() -> None:
+    w = walk("nudes", plain("nudes"))
+    first = w.prompts[0]
+    assert first.step_id == "immediate_danger"
+    rules = " ".join(first.rules).lower()
+    for words in ("never view", "share", "delete"):
+        assert words in rules
+    assert all(p.rules == () for p in w.prompts[1:])
+
+
+@pytest.mark.parametrize(
+    ("step", "extra_flags"),
+    [
+        ("under_13", {"UNDER-13"}),
+        ("adult_involved", {"ADULT-INVOLVED"}),
+        ("coercion", set()),
+        ("consent_concern", set()),
+    ],
+)
+def test_nudes_red_flags_mean_police_now(step: str, extra_flags: set[str]) -> None:
+    w = walk("nudes", plain("nudes", **{step: "yes"}))
+    assert w.step == "done"
+    assert {"POLICE-NOW", *extra_flags} <= set(w.concern.flags)
+    assert "URGENT" not in w.concern.flags
+
+
+def test_nudes_without_red_flags_is_not_police_now() -> None:
+    w = walk("nudes", plain("nudes", under_13="not_known", coercion="not_known"))
+    assert "POLICE-NOW" not in w.concern.flags
+    assert "IMAGE-SEEN" not in w.concern.flags
+
+
+@pytest.mark.parametrize(
+    "answers",
+    [{"how_known": "seen_by_accident"}, {"anyone_viewed": "yes"}],
+    ids=["saw-it-by-accident", "staff-viewed"],
+)
+def test_nudes_image_seen(answers: dict[str, str]) -> None:
+    w = walk("nudes", plain("nudes", **answers))
+    assert "IMAGE-SEEN" in w.concern.flags
+    if "how_known" in answers:
+        assert "DSL" in " ".join(w.outcome_of("how_known").say)
+
+
+# -- FGM -------------------------------------------------------------------------------------
+
+
+def fgm(**overrides: Any) -> dict[str, Any]:
+    return plain("fgm", **overrides)
+
+
+def test_fgm_teacher_told_by_girl_has_the_personal_duty() -> None:
+    w = walk("fgm", fgm())
+    c = w.concern
+    assert "PERSONAL-DUTY" in c.flags
+    assert "personal_duty" in w.asked and "dsl_route" not in w.asked
+    assert {"police_called", "police_called_at", "police_reference"} <= set(w.asked)
+    assert c.police_reference == "ESX-2026-4711"
+    done = actions(c)
+    assert done["Police phoned (mandatory duty)"] == "Yes"
+    assert done["Police phoned at"] == "Wed 18 Nov 2026 09:40"
+    assert c.routing.route == "dsl_team"
+    raised = datetime.fromisoformat(c.raised_at).astimezone(LONDON)
+    # best practice: by the close of the next working day (Thursday, at the end of school)
+    assert deadline(c, "fgm_police_report") == datetime(2026, 11, 19, 15, 30, tzinfo=LONDON)
+    assert deadline(c, "fgm_legal_maximum") == raised.replace(month=12)
+    assert next(d for d in c.deadlines if d.id == "fgm_police_report").owner == "reporter"
+
+
+def test_fgm_police_report_deadline_skips_the_weekend() -> None:
+    friday = datetime(2026, 11, 20, 11, 0, tzinfo=LONDON)
+    c = walk("fgm", fgm(occurred_at="10:00", police_called_at="10:30"), now=friday).concern
+    assert deadline(c, "fgm_police_report") == datetime(2026, 11, 23, 15, 30, tzinfo=LONDON)
+
+
+def test_fgm_duty_text_follows_the_school_rule() -> None:
+    ordinary = walk("fgm", fgm(), profile=school("buttsbury-junior"))
+    assert not school("buttsbury-junior").rules.fgm_police_before_dsl
+    text = ordinary.prompt_for("personal_duty").text
+    assert "tell the DSL as well" in text and "BEFORE" not in text
+
+    hera = walk("fgm", fgm(), profile=school(HERA))
+    assert school(HERA).rules.fgm_police_before_dsl
+    text = hera.prompt_for("personal_duty").text
+    assert "BEFORE you tell the DSL" in text and "as well" not in text
+    assert "101" in text  # the police number, from the profile
+
+
+def test_fgm_duty_not_yet_phoned_sets_the_reminder() -> None:
+    w = walk("fgm", fgm(police_called="no"))
+    assert "police_reference" not in w.asked
+    assert "101" in " ".join(w.outcome_of("police_called").say)
+    assert w.concern.police_reference is None
+    assert {"fgm_police_report", "fgm_legal_maximum"} <= deadline_ids(w.concern)
+
+
+def assert_not_the_duty(w: Walk) -> None:
+    assert "PERSONAL-DUTY" not in w.concern.flags
+    assert "personal_duty" not in w.asked and "police_called" not in w.asked
+    assert "dsl_route" in w.asked
+    assert not {"fgm_police_report", "fgm_legal_maximum"} & deadline_ids(w.concern)
+    assert w.concern.routing.route == "dsl_team"
+    assert "DSL" in w.prompt_for("dsl_route").text
+
+
+def test_fgm_not_a_teacher_goes_to_the_dsl() -> None:
+    w = walk("fgm", fgm(is_teacher="no"))
+    assert_not_the_duty(w)
+    assert "not a teacher" in w.prompt_for("dsl_route").text
+
+
+def test_fgm_at_risk_is_not_the_duty_even_for_a_teacher() -> None:
+    w = walk("fgm", fgm(how_known="at_risk", leaving_soon="no"))
+    assert "leaving_soon" in w.asked
+    assert_not_the_duty(w)
+    assert "at risk" in w.prompt_for("dsl_route").text
+    assert not {"URGENT", "POLICE-NOW"} & set(w.concern.flags)
+
+
+def test_fgm_at_risk_and_leaving_soon_is_an_emergency() -> None:
+    w = walk("fgm", fgm(how_known="at_risk", leaving_soon="yes"))
+    assert {"URGENT", "CALL-999", "POLICE-NOW"} <= set(w.concern.flags)
+    assert "999" in " ".join(w.outcome_of("leaving_soon").say)
+    assert "PERSONAL-DUTY" not in w.concern.flags
+
+
+def test_fgm_someone_else_told_is_not_the_duty() -> None:
+    w = walk("fgm", fgm(how_known="someone_else"))
+    assert_not_the_duty(w)
+    assert "someone else told you" in w.prompt_for("dsl_route").text
+
+
+def test_fgm_eighteen_or_over_is_not_the_duty() -> None:
+    w = walk("fgm", fgm(under_18="no", child_age="18"))
+    assert_not_the_duty(w)
+    assert "18 or over" in w.prompt_for("dsl_route").text
+
+
+@pytest.mark.parametrize("how", ["girl_told", "saw_signs"])
+def test_fgm_not_sure_of_age_counts_as_under_18(how: str) -> None:
+    w = walk("fgm", fgm(how_known=how, under_18="not_sure"))
+    assert "PERSONAL-DUTY" in w.concern.flags
+    assert "personal_duty" in w.asked
+    assert "under 18" in " ".join(w.outcome_of("under_18").say)
+
+
+# -- disclosure ------------------------------------------------------------------------------
+
+
+def switch_and_continue(
+    source: Walk, target: str, answers: dict[str, Any], turn: int
+) -> tuple[Walk, dict[str, Any]]:
+    with catalogue()[source.concern.type].attach(source.state, context()) as run:
+        prefill = run.carry_over()
+    prefill = json_round_trip(prefill)
+    return walk(target, answers, prefill=prefill, turn=turn), prefill
+
+
+def test_disclosure_about_staff_switches_to_the_allegation_flow() -> None:
+    w = walk("disclosure", plain("disclosure", abuser_relationship="staff"))
+    assert w.outcomes[-1].switch_to == "allegation"
+    assert w.step == "switched"
+    assert w.asked[-1] == "abuser_relationship"
+    assert "headteacher" in " ".join(w.outcomes[-1].say)
+
+    answers = {k: v for k, v in plain("allegation").items() if k != "immediate_danger"}
+    allegation, prefill = switch_and_continue(w, "allegation", answers, len(w.asked))
+    assert "immediate_danger" in prefill
+    assert "immediate_danger" not in allegation.asked
+    assert allegation.asked[0] == "subject_role"
+    assert allegation.step == "done"
+    assert allegation.concern.routing.route == "headteacher"
+    assert allegation.concern.type == "allegation"
+
+
+def test_a_switch_keeps_the_emergency_answers() -> None:
+    w = walk("disclosure", plain("disclosure", immediate_danger="yes", abuser_relationship="staff"))
+    answers = {
+        k: v
+        for k, v in plain("allegation").items()
+        if k not in {"immediate_danger", "emergency_called"}
+    }
+    allegation, _ = switch_and_continue(w, "allegation", answers, len(w.asked))
+    assert allegation.asked[0] == "subject_role"
+    assert {"URGENT", "CALL-999"} <= set(allegation.concern.flags)
+    assert "Emergency services called at" in actions(allegation.concern)
+    # the kept answers are not said again
+    assert all("999" not in " ".join(o.say) for o in allegation.outcomes)
+
+
+def test_disclosure_about_another_child_switches_to_child_on_child() -> None:
+    w = walk("disclosure", plain("disclosure", abuser_relationship="child"))
+    assert w.outcomes[-1].switch_to == "child_on_child"
+    answers = {k: v for k, v in plain("child_on_child").items() if k != "immediate_danger"}
+    coc, _ = switch_and_continue(w, "child_on_child", answers, len(w.asked))
+    assert "immediate_danger" not in coc.asked
+    assert coc.step == "done"
+
+
+@pytest.mark.parametrize("who", ["family", "other_adult", "unknown"])
+def test_disclosure_about_anyone_else_stays_with_the_dsl(who: str) -> None:
+    w = walk("disclosure", plain("disclosure", abuser_relationship=who))
+    assert all(o.switch_to is None for o in w.outcomes)
+    assert w.step == "done"
+    assert w.concern.routing.route == "dsl_team"
+    c = w.concern
+    assert (c.child_name, c.child_year, c.location) == ("Alex Smith", "Year 4", "Classroom 4B")
+    assert c.words == "my dad hit me with a belt"
+    assert c.occurred_at == "Wed 18 Nov 2026 09:30"
+    assert c.people_present is None
+
+
+def test_disclosure_going_home_to_the_alleged_abuser_is_urgent() -> None:
+    w = walk("disclosure", plain("disclosure", going_home="yes"))
+    assert {"URGENT", "GOING-HOME-TO-ALLEGED-ABUSER"} <= set(w.concern.flags)
+    assert "CALL-999" not in w.concern.flags
+    assert "URGENT" in " ".join(w.outcome_of("going_home").say)
+
+
+def test_disclosure_siblings_at_risk() -> None:
+    w = walk("disclosure", plain("disclosure", siblings="yes"))
+    assert "OTHER-CHILDREN-AT-RISK" in w.concern.flags
+    assert "URGENT" not in w.concern.flags
+
+
+def test_disclosure_dsl_not_told_in_person_says_go_and_find_them() -> None:
+    w = walk("disclosure", plain("disclosure", dsl_told_in_person="no"))
+    said = " ".join(w.outcomes[-1].say)
+    assert school().dsl.name in said
+
+
+# -- allegations against staff ---------------------------------------------------------------
+
+ROLES = [c.value for c in catalogue()["allegation"].definition.step("subject_role").choices]
+EXPECTED_ROUTE = {"headteacher": "chair_of_governors"}
+
+
+@pytest.mark.parametrize("role", ROLES)
+@pytest.mark.parametrize("conflict", ["no", "yes"])
+def test_allegations_never_go_to_the_dsl_channel(role: str, conflict: str) -> None:
+    w = walk("allegation", plain("allegation", subject_role=role, conflict_of_interest=conflict))
+    c = w.concern
+    assert c.routing.route != "dsl_team"
+    assert c.is_allegation
+    expected = "lado" if conflict == "yes" else EXPECTED_ROUTE.get(role, "headteacher")
+    assert c.routing.route == expected
+    assert "Not for the DSL channel" in c.routing.reason or expected == "lado"
+    labels = dict(w.prompt_for("subject_role").choices)
+    assert c.subject_role == labels[role]
+
+
+def test_allegation_routes_explicitly() -> None:
+    assert walk("allegation", plain("allegation")).concern.routing.route == "headteacher"
+    head = walk("allegation", plain("allegation", subject_role="headteacher")).concern
+    assert head.routing.route == "chair_of_governors"
+    lado = walk("allegation", plain("allegation", conflict_of_interest="yes"))
+    assert lado.concern.routing.route == "lado"
+    assert "LADO" in " ".join(lado.outcome_of("conflict_of_interest").say)
+    assert "03330 139 797" in " ".join(lado.outcome_of("conflict_of_interest").say)
+
+
+def test_allegation_about_a_dsl_member_says_so() -> None:
+    c = walk("allegation", plain("allegation", subject_role="dsl_member")).concern
+    assert "ACCUSED-IS-DSL" in c.flags
+    assert "member of the DSL team" in c.routing.reason
+    assert c.routing.route == "headteacher"
+    other = walk("allegation", plain("allegation")).concern
+    assert "ACCUSED-IS-DSL" not in other.flags
+    assert "DSL team" not in other.routing.reason
+
+
+@pytest.mark.parametrize(
+    "limb", ["harmed", "offence", "risk_to_children", "unsuitable", "not_sure"]
+)
+def test_the_harm_test_sets_the_lado_deadline(limb: str) -> None:
+    c = walk("allegation", plain("allegation", harm_test=limb)).concern
+    assert "lado_one_working_day" in deadline_ids(c)
+    raised = datetime.fromisoformat(c.raised_at).astimezone(LONDON)
+    # a Wednesday morning -> the same time on Thursday
+    assert deadline(c, "lado_one_working_day") == raised + timedelta(days=1)
+    assert deadline(c, "lado_one_working_day").date() == datetime(2026, 11, 19).date()
+
+
+def test_a_low_level_concern_has_no_lado_deadline() -> None:
+    c = walk("allegation", plain("allegation", harm_test="low_level")).concern
+    assert "lado_one_working_day" not in deadline_ids(c)
+    assert c.routing.route == "headteacher"
+
+
+def test_lado_deadline_over_a_bank_holiday_weekend() -> None:
+    friday = datetime(2026, 8, 28, 16, 30, tzinfo=LONDON)  # Monday 31 August is a bank holiday
+    c = walk("allegation", plain("allegation", harm_test="harmed"), now=friday).concern
+    raised = datetime.fromisoformat(c.raised_at).astimezone(LONDON)
+    assert raised.date() == friday.date()
+    due = deadline(c, "lado_one_working_day")
+    assert due.date() == datetime(2026, 9, 1).date()  # Tuesday
+    assert due.time() == raised.time()
+    assert due.strftime("%A") == "Tuesday"
+
+
+# -- missing child ---------------------------------------------------------------------------
+
+
+def test_missing_child_alert_goes_out_before_the_search() -> None:
+    w = walk("missing_child", plain("missing_child"))
+    raised_at = w.asked.index("description")
+    assert [o.raised for o in w.outcomes].index(True) == raised_at
+    assert w.asked[raised_at + 1] == "search_premises"
+    assert not any(o.updated for o in w.outcomes[:raised_at])
+    assert not any(o.raised for o in w.outcomes[raised_at + 1 :])
+    assert all(o.updated for o in w.outcomes[raised_at + 1 :])
+    assert "alerted" in " ".join(w.outcomes[raised_at].say)
+    # every later step is a timeline entry with the time it was recorded
+    c = w.concern
+    assert c.raised_at == (NOW + raised_at * TICK).isoformat()
+    expected = [(NOW + i * TICK).isoformat() for i in range(raised_at + 1, len(w.asked))]
+    assert [a.at for a in c.timeline] == expected
+    assert c.timeline[0].label == "Premises and surrounding area searched"
+
+
+def test_missing_child_concern_is_live_while_the_search_goes_on() -> None:
+    partial = walk("missing_child", plain("missing_child"), limit=6)
+    assert partial.asked[-1] == "description"
+    assert partial.step == "search_premises"
+    c = partial.concern
+    assert c.status == "raised"
+    assert (c.child_name, c.observations) == ("Leo Jones", "Small, red coat, blue school jumper")
+    assert c.location == "Playground, seen by Mrs Hill"
+    assert c.timeline == []
+    minutes = school().rules.missing_minutes_before_police
+    raised = datetime.fromisoformat(c.raised_at)
+    assert deadline(c, "missing_police_threshold") == raised + timedelta(minutes=minutes)
+
+
+@pytest.mark.parametrize("where", ["search_premises", "contact_child", "contact_parents"])
+def test_missing_child_found_during_the_search(where: str) -> None:
+    answers = plain(
+        "missing_child",
+        **{where: "found"},
+        found_at="now",
+        police_told_found="not_called",
+        return_observations="Quiet, new trainers",
+    )
+    w = walk("missing_child", answers)
+    assert w.step == "done"
+    assert w.asked[w.asked.index(where) + 1] == "found_at"
+    assert "police_report" not in w.asked
+    assert w.concern.police_reference is None
+    assert "Found or returned at" in actions(w.concern)
+
+
+def test_missing_child_not_found_is_reported_to_the_police() -> None:
+    w = walk("missing_child", plain("missing_child"))
+    assert w.asked[w.asked.index("contact_parents") + 1] == "police_report"
+    prompt = w.prompt_for("police_report")
+    assert "101" in prompt.text and "999" in prompt.text
+    assert str(school().rules.missing_minutes_before_police) in (prompt.help or "")
+    assert w.concern.police_reference == "INC-0042"
+    assert actions(w.concern)["Reported missing to the police"] == (
+        "Reported on the non-emergency number"
+    )
+    assert "INC-0042" in " ".join(w.outcomes[-1].say)
+
+
+def test_missing_child_police_not_yet_asks_again() -> None:
+    answers = plain("missing_child", police_report=("not_yet", "called_999"))
+    w = walk("missing_child", answers)
+    assert w.asked.count("police_report") == 2
+    first = w.asked.index("police_report")
+    assert w.asked[first + 1] == "police_report"
+    assert w.outcomes[first].say
+    assert w.step == "done"
+    assert "POLICE-NOW" in w.concern.flags
+    assert w.concern.police_reference == "INC-0042"
+
+
+def test_missing_child_found_after_the_police_report() -> None:
+    answers = plain(
+        "missing_child",
+        found_yet="found",
+        found_at="now",
+        police_told_found="told",
+        return_observations="skip",
+    )
+    w = walk("missing_child", answers)
+    assert w.asked[-4:] == ["found_yet", "found_at", "police_told_found", "return_observations"]
+    assert actions(w.concern)["Police told the child is found"] == "Police told"
+
+
+# -- child-on-child --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("what", ["rape", "assault_by_penetration", "sexual_assault"])
+def test_child_on_child_sexual_offences_go_to_the_police(what: str) -> None:
+    w = walk("child_on_child", plain("child_on_child", what_happened=what))
+    assert "POLICE-NOW" in w.concern.flags
+    assert w.asked[w.asked.index("what_happened") + 1] == "police_rule"
+    assert "police" in w.prompt_for("police_rule").text
+
+
+@pytest.mark.parametrize("what", ["bullying", "physical", "sexual_harassment", "online"])
+def test_child_on_child_other_harm_is_not_police_now(what: str) -> None:
+    w = walk("child_on_child", plain("child_on_child", what_happened=what))
+    assert "POLICE-NOW" not in w.concern.flags
+    assert "police_rule" not in w.asked
+    assert w.concern.routing.route == "dsl_team"
+
+
+def test_child_on_child_not_kept_apart_is_urgent() -> None:
+    w = walk("child_on_child", plain("child_on_child", kept_apart="no"))
+    assert "URGENT" in w.concern.flags
+    assert "URGENT" not in walk("child_on_child", plain("child_on_child")).concern.flags
+
+
+# -- welfare ---------------------------------------------------------------------------------
+
+
+def test_welfare_plain_walk() -> None:
+    w = walk("welfare", plain("welfare"))
+    c = w.concern
+    assert w.step == "done"
+    assert c.status == "final" and c.finished_at is not None
+    assert c.routing.route == "dsl_team" and not c.is_allegation
+    assert c.flags == []
+    assert c.child_name == "Kim" and c.observations == "Very hungry, same clothes all week"
+    assert c.words is None
+    assert actions(c)["DSL already told in person"] == "Yes"
+    assert c.sources and all(c.sources)
+
+
+def test_welfare_written_record_deadline_follows_the_school() -> None:
+    hours = school("griffin-primary").rules.written_record_hours
+    assert hours
+    c = walk("welfare", plain("welfare"), profile=school("griffin-primary")).concern
+    raised = datetime.fromisoformat(c.raised_at)
+    assert deadline(c, "written_record") == raised + timedelta(hours=hours)
+    if not school().rules.written_record_hours:
+        assert "written_record" not in deadline_ids(walk("welfare", plain("welfare")).concern)
+
+
+# -- save / resume ---------------------------------------------------------------------------
+
+SCENARIOS = [
+    *[(flow_id, plain(flow_id)) for flow_id in FLOW_IDS],
+    *[(flow_id, plain(flow_id, immediate_danger="yes")) for flow_id in FLOW_IDS],
+    ("fgm", fgm(is_teacher="no")),
+    ("fgm", fgm(how_known="at_risk", leaving_soon="yes")),
+    ("allegation", plain("allegation", subject_role="headteacher", harm_test="harmed")),
+    ("missing_child", plain("missing_child", police_report=("not_yet", "called_101"))),
+    ("nudes", plain("nudes", how_known="seen_by_accident", adult_involved="yes")),
+]
+
+
+@pytest.mark.parametrize(
+    ("flow_id", "answers"), SCENARIOS, ids=[f"{f}-{i}" for i, (f, _) in enumerate(SCENARIOS)]
+)
+def test_stopping_anywhere_and_resuming_gives_the_same_concern(
+    flow_id: str, answers: dict[str, Any]
+) -> None:
+    expected = straight_walk(flow_id, answers)
+    full = walk(flow_id, answers)
+    assert full.concern.to_dict() == expected.to_dict()
+    for k in range(len(full.asked) + 1):
+        first = walk(flow_id, answers, limit=k)
+        saved = json.dumps(first.state)
+        fresh = compile_all(load_definitions())  # as after a restart
+        rest = walk(flow_id, answers, state=json.loads(saved), turn=k, flows=fresh)
+        assert first.asked + rest.asked == full.asked, k
+        assert rest.concern.to_dict() == expected.to_dict(), f"stopped after {k} answers"
+
+
+# -- the child's words, verbatim -------------------------------------------------------------
+
+AWKWARD = (
+    '  She said "he\'s \\ mean" and {{ x }} {% if %} **really** <b>hurt</b> me\n'
+    "\tthen: 'don't tell' 👍🏽 ✓ é  "
+)
+WORDS_FLOWS = [f for f in FLOW_IDS if "words" in PLAIN[f]]
+
+
+@pytest.mark.parametrize("flow_id", WORDS_FLOWS)
+def test_the_childs_words_are_kept_byte_for_byte(flow_id: str) -> None:
+    w = walk(flow_id, plain(flow_id, words=AWKWARD))
+    assert w.step == "done"
+    c = w.concern
+    assert c.words == AWKWARD
+    assert c.words.encode("utf-8") == AWKWARD.encode("utf-8")
+    again = Concern.from_dict(json.loads(json.dumps(c.to_dict())))
+    assert again.words == AWKWARD
+    assert again == c
