@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
+from bot.errors import ConfigError
 from flows.profile import ProfileError, example_profiles_dir, load_organisation
 
 DEFAULT_PROFILE = example_profiles_dir() / "buttsbury-junior.yaml"
@@ -19,6 +21,23 @@ def cmd_chat(args: argparse.Namespace) -> int:
     from bot.console import run_console
 
     return run_console(_school(args), Path(args.data))
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import logging
+
+    from bot.server import serve
+    from bot.settings import Settings
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    environ = dict(os.environ)
+    if args.port:
+        environ["PORT"] = str(args.port)
+    if args.data:
+        environ["DATA_DIR"] = args.data
+    settings = Settings.from_environ(environ)
+    serve(settings, _school(args))
+    return 0
 
 
 def cmd_draw(args: argparse.Namespace) -> int:
@@ -49,12 +68,29 @@ def build_parser() -> argparse.ArgumentParser:
     chat.add_argument("--data", default="data", help="where finished concerns are written")
     chat.set_defaults(func=cmd_chat)
 
+    server = sub.add_parser("serve", help="run the Teams bot (POST /api/messages)")
+    server.add_argument(
+        "--profile",
+        default=os.environ.get("PROFILE_PATH") or str(DEFAULT_PROFILE),
+        help="school profile YAML (env PROFILE_PATH)",
+    )
+    server.add_argument("--school", default=os.environ.get("SCHOOL_ID"), help="school id")
+    server.add_argument("--port", type=int, default=None, help="port (env PORT, default 3978)")
+    server.add_argument("--data", default=None, help="data directory (env DATA_DIR)")
+    server.set_defaults(func=cmd_serve)
+
     flows = sub.add_parser("flows", help="the procedures")
     flows_sub = flows.add_subparsers(dest="flows_command", required=True)
     draw = flows_sub.add_parser("draw", help="print Mermaid state diagrams")
     draw.add_argument("flow", nargs="?", help="one flow id (default: all)")
     draw.add_argument("--markdown", action="store_true", help="the docs/flows.md document")
     draw.set_defaults(func=cmd_draw)
+
+    from bot import manifest
+
+    package = sub.add_parser("manifest", help="build the Teams app package (app.zip)")
+    manifest.add_arguments(package)
+    package.set_defaults(func=manifest.run)
     return parser
 
 
@@ -64,6 +100,9 @@ def main(argv: list[str] | None = None) -> int:
         return args.func(args)
     except ProfileError as exc:
         print(f"The school profile is not valid:\n{exc}", file=sys.stderr)
+        return 2
+    except ConfigError as exc:
+        print(f"Configuration error: {exc}", file=sys.stderr)
         return 2
 
 

@@ -106,7 +106,7 @@ class Session:
         if action == "confirm" and mode == "summary":
             return self._confirm(now)
         if action == "change" and mode == "summary":
-            return self._change(str(value.get("step", "")), now)
+            return self._text_summary(f"change {value.get('number', '')}", now)
         if action in {"cancel_yes", "cancel_no"} and mode == "confirm_cancel":
             return self._text_confirm_cancel("yes" if action == "cancel_yes" else "no", now)
         self._say("That button is out of date; nothing was changed.")

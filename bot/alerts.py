@@ -1,0 +1,442 @@
+"""Alerts: store the concern first, deliver from the durable outbox, track who acts on it.
+
+Order of work for every concern event (DESIGN.md "Things that must never happen"):
+1. the concern and the messages it needs are written in ONE transaction;
+2. only then is the reporter told anything ("saved - sending now");
+3. the outbox worker delivers, retrying 429/5xx/network errors with backoff, across restarts;
+4. the reporter is told the truth: delivered, or still trying - phone the DSL now.
+Allegations never go to the DSL channel: they go 1:1 to the case manager the flow routed to.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+
+from botbuilder.schema import Activity, ActivityTypes, Attachment, ConversationReference
+
+from bot.cards import alert_card, alert_fallback_text
+from bot.errors import DeliveryError, DeliveryRefused
+from bot.store import OutboxItem, OutboxMessage, SqliteStore, StoredConcern
+from dialogs.replies import Event
+from dialogs.session import recipient
+from flows.concern import Action, Concern
+
+logger = logging.getLogger(__name__)
+
+CARD = "application/vnd.microsoft.card.adaptive"
+MAX_ATTEMPTS = 12
+VERBS = {
+    "acknowledge": "acknowledged",
+    "referred_social_care": "referred_social_care",
+    "referred_police": "referred_police",
+    "referred_lado": "referred_lado",
+    "add_note": "note",
+    "close": "closed",
+}
+
+
+class Messenger(Protocol):
+    """The outgoing half of the Teams port (bot/connector.py's TeamsConnector)."""
+
+    async def post_to_channel(
+        self, service_url: str, tenant_id: str, team_id: str, channel_id: str, activity: Activity
+    ) -> tuple[str, str]: ...
+
+    async def send_to_user(
+        self, service_url: str, tenant_id: str, user_id: str, activity: Activity
+    ) -> tuple[str, str]: ...
+
+    async def reply_in_thread(self, ref: ConversationReference, activity: Activity) -> str: ...
+
+    async def update_activity(
+        self, ref: ConversationReference, activity_id: str, activity: Activity
+    ) -> None: ...
+
+
+def card_activity(card: dict[str, Any], summary: str) -> Activity:
+    return Activity(
+        type=ActivityTypes.message,
+        summary=summary,
+        attachments=[Attachment(content_type=CARD, content=card)],
+    )
+
+
+def backoff(attempts: int, retry_after: float | None) -> timedelta:
+    """2, 4, 8 ... seconds, capped at 5 minutes; a Retry-After from Teams wins when longer."""
+    delay = min(2**attempts, 300)
+    return timedelta(seconds=max(delay, retry_after or 0))
+
+
+@dataclass(frozen=True)
+class ActResult:
+    """What pressing a button on an alert did: the card to show and a line for the actor."""
+
+    allowed: bool
+    card: dict[str, Any] | None
+    message: str
+    concern: StoredConcern | None = None
+
+
+class AlertService:
+    def __init__(
+        self,
+        store: SqliteStore,
+        messenger: Messenger,
+        school: Any,
+        *,
+        clock: Callable[[], datetime],
+        default_service_url: str = "https://smba.trafficmanager.net/uk/",
+    ) -> None:
+        self.store = store
+        self.messenger = messenger
+        self.school = school
+        self.clock = clock
+        self.default_service_url = default_service_url
+        self.wakeup = asyncio.Event()
+
+    # -- from the conversation -----------------------------------------------------------
+
+    async def on_event(self, event: Event, reporter_service_url: str) -> None:
+        """Write the concern (and what must be sent) before anyone is told anything."""
+        concern = event.concern
+        existing = await self.store.get_concern(concern.id)
+        now = self.clock()
+        if existing is None:
+            messages = self._first_messages(concern, reporter_service_url)
+            await self.store.save_concern_and_enqueue(concern, messages, at=now)
+            await self.store.audit(
+                concern.reporter.aad_object_id,
+                "concern_" + ("raised" if event.kind == "concern_raised" else "final"),
+                concern.id,
+                {"type": concern.type, "route": concern.routing.route, "flags": concern.flags},
+                at=now,
+            )
+        else:
+            # A live incident (missing child) or a correction: keep DSL notes, refresh the card.
+            merged = replace(concern, notes=existing.concern.notes)
+            await self.store.save_concern(merged, status=existing.status, at=now)
+            await self._enqueue_card_update(concern.id)
+            await self.store.audit(
+                concern.reporter.aad_object_id, event.kind, concern.id, {"status": event.kind}
+            )
+        self.wakeup.set()
+
+    def _first_messages(self, concern: Concern, service_url: str) -> list[OutboxMessage]:
+        route = concern.routing.route
+        school = self.school
+        base = {"route": route, "service_url": service_url or self.default_service_url}
+        base["tenant_id"] = school.tenant_id
+        reporter = {"kind": "notify_reporter", "user_id": concern.reporter.aad_object_id}
+        if route == "dsl_team":
+            target = {
+                **base,
+                "team_id": school.dsl_channel.team_id,
+                "channel_id": school.dsl_channel.channel_id,
+            }
+        elif route in {"headteacher", "chair_of_governors"}:
+            person = school.headteacher if route == "headteacher" else school.chair_of_governors
+            target = {**base, "user_id": person.aad_object_id}
+        else:  # the LADO directly: nobody in school is alerted; the reporter phones the LADO
+            return [
+                OutboxMessage("notify_reporter", {**base, **reporter}, {"text": _lado_text(school)})
+            ]
+        return [OutboxMessage("post_alert", target, {"concern_id": concern.id})]
+
+    async def _enqueue_card_update(self, concern_id: str) -> None:
+        await self.store.enqueue(concern_id, "update_card", {}, {"concern_id": concern_id})
+
+    # -- delivery ------------------------------------------------------------------------
+
+    async def deliver_due(self, limit: int = 10) -> int:
+        """Send what is due now; returns how many were attempted."""
+        items = await self.store.claim_due(self.clock(), limit)
+        for item in items:
+            await self._deliver(item)
+        return len(items)
+
+    async def run(self, stop: asyncio.Event, poll_seconds: float = 1.0) -> None:
+        """The background worker: wake on new work or every `poll_seconds`."""
+        while not stop.is_set():
+            try:
+                while await self.deliver_due():
+                    pass
+            except Exception as exc:  # never let the worker die; the rows stay pending
+                logger.error("outbox pass failed: %s", type(exc).__name__)
+            self.wakeup.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.wakeup.wait(), poll_seconds)
+
+    async def _deliver(self, item: OutboxItem) -> None:
+        started = self.clock()
+        try:
+            activity_id = await getattr(self, f"_send_{item.kind}")(item)
+        except DeliveryError as exc:
+            await self._retry(item, exc)
+            return
+        except DeliveryRefused as exc:
+            await self.store.mark_failed(item.id, f"refused {exc.status}", at=self.clock())
+            logger.error("outbox %s %s refused status=%s", item.id, item.kind, exc.status)
+            await self._tell_reporter_not_delivered(item, final=True)
+            return
+        await self.store.mark_delivered(item.id, activity_id, at=self.clock())
+        took = (self.clock() - started).total_seconds()
+        logger.info(
+            "outbox %s %s delivered attempt=%d in %.2fs", item.id, item.kind, item.attempts, took
+        )
+        if item.kind == "post_alert":
+            await self._alert_delivered(item)
+
+    async def _retry(self, item: OutboxItem, exc: DeliveryError) -> None:
+        status = getattr(exc, "status", None)
+        if item.attempts >= MAX_ATTEMPTS:
+            await self.store.mark_failed(item.id, f"gave up status={status}", at=self.clock())
+            logger.error(
+                "outbox %s %s gave up after %d attempts", item.id, item.kind, item.attempts
+            )
+            await self._tell_reporter_not_delivered(item, final=True)
+            return
+        delay = backoff(item.attempts, getattr(exc, "retry_after", None))
+        await self.store.mark_retry(
+            item.id, self.clock() + delay, f"status={status}", at=self.clock()
+        )
+        logger.warning(
+            "outbox %s %s retry in %ss status=%s attempt=%d",
+            item.id,
+            item.kind,
+            delay.total_seconds(),
+            status,
+            item.attempts,
+        )
+        if item.attempts == 1:
+            await self._tell_reporter_not_delivered(item, final=False)
+
+    async def _send_post_alert(self, item: OutboxItem) -> str:
+        stored = await self._stored(item)
+        target = item.target
+        activity = card_activity(await self.render(stored), alert_fallback_text(stored.concern))
+        if target["route"] == "dsl_team":
+            conversation_id, activity_id = await self.messenger.post_to_channel(
+                target["service_url"],
+                target["tenant_id"],
+                target["team_id"],
+                target["channel_id"],
+                activity,
+            )
+        else:
+            conversation_id, activity_id = await self.messenger.send_to_user(
+                target["service_url"], target["tenant_id"], target["user_id"], activity
+            )
+        await self.store.save_conversation_ref(
+            "alert",
+            stored.id,
+            {
+                "serviceUrl": target["service_url"],
+                "channelId": "msteams",
+                "conversation": {"id": conversation_id, "tenantId": target["tenant_id"]},
+                "activityId": activity_id,
+            },
+        )
+        return activity_id
+
+    async def _send_update_card(self, item: OutboxItem) -> str | None:
+        ref = await self.store.get_conversation_ref("alert", item.payload["concern_id"])
+        if ref is None:  # the alert itself is not out yet: it will carry the latest state
+            posted = [
+                o
+                for o in await self.store.outbox_for_concern(item.payload["concern_id"])
+                if o.kind == "post_alert" and o.status != "delivered"
+            ]
+            if posted:
+                raise DeliveryError("alert not posted yet", status=None, retry_after=2)
+            return None
+        stored = await self._stored(item)
+        activity = card_activity(await self.render(stored), alert_fallback_text(stored.concern))
+        activity.id = ref.activity_id
+        await self.messenger.update_activity(ref, ref.activity_id, activity)
+        return ref.activity_id
+
+    async def _send_notify_reporter(self, item: OutboxItem) -> str:
+        target = item.target
+        activity = Activity(type=ActivityTypes.message, text=item.payload["text"])
+        ref = await self.store.get_conversation_ref("user", target["user_id"])
+        if ref is not None:
+            return await self.messenger.reply_in_thread(ref, activity)
+        _, activity_id = await self.messenger.send_to_user(
+            target["service_url"], target["tenant_id"], target["user_id"], activity
+        )
+        return activity_id
+
+    async def _stored(self, item: OutboxItem) -> StoredConcern:
+        stored = await self.store.get_concern(item.payload["concern_id"])
+        if stored is None:
+            raise DeliveryRefused("concern missing from the store", status=None)
+        return stored
+
+    # -- telling the reporter the truth ---------------------------------------------------
+
+    async def notify_reporter(self, concern: Concern, text: str) -> None:
+        target = {
+            "user_id": concern.reporter.aad_object_id,
+            "service_url": self.default_service_url,
+            "tenant_id": self.school.tenant_id,
+        }
+        await self.store.enqueue(concern.id, "notify_reporter", target, {"text": text})
+        self.wakeup.set()
+
+    async def _alert_delivered(self, item: OutboxItem) -> None:
+        stored = await self._stored(item)
+        to = recipient(self.school, stored.concern.routing.route)
+        at = _hhmm(self.clock(), self.school)
+        await self.store.audit(None, "alert_delivered", stored.id, {"route": item.target["route"]})
+        await self.notify_reporter(
+            stored.concern,
+            f"Delivered at {at}: your report is with {to}. I will tell you when someone picks "
+            "it up.",
+        )
+
+    async def _tell_reporter_not_delivered(self, item: OutboxItem, *, final: bool) -> None:
+        if item.kind != "post_alert":
+            return
+        stored = await self._stored(item)
+        lead = (
+            "Your report could NOT be delivered"
+            if final
+            else "Your report is saved but not delivered yet - still trying"
+        )
+        await self.notify_reporter(stored.concern, f"{lead}. {_phone_now(self.school)}")
+
+    # -- acting on an alert ---------------------------------------------------------------
+
+    def may_act(self, stored: StoredConcern, aad_object_id: str | None) -> bool:
+        """The DSL team on DSL alerts; only the case manager the alert went to on allegations."""
+        if not aad_object_id:
+            return False
+        route = stored.concern.routing.route
+        if route == "dsl_team":
+            return self.school.is_dsl_team_member(aad_object_id)
+        manager = {
+            "headteacher": self.school.headteacher,
+            "chair_of_governors": self.school.chair_of_governors,
+        }.get(route)
+        return manager is not None and manager.aad_object_id == aad_object_id
+
+    async def act(
+        self, concern_id: str, verb: str, actor_aad_id: str | None, note: str | None = None
+    ) -> ActResult:
+        stored = await self.store.get_concern(concern_id)
+        if stored is None or verb not in VERBS:
+            return ActResult(False, None, "That alert or action is not known.")
+        if not self.may_act(stored, actor_aad_id):
+            await self.store.audit(actor_aad_id, "action_refused", concern_id, {"verb": verb})
+            logger.warning("alert action refused concern=%s verb=%s", concern_id, verb)
+            who = (
+                "the DSL team" if stored.concern.routing.route == "dsl_team" else "the case manager"
+            )
+            return ActResult(
+                False,
+                await self.render(stored),
+                f"Only {who} can act on this alert. Nothing was changed.",
+                stored,
+            )
+        now = self.clock()
+        name = self._name(actor_aad_id)
+        state = VERBS[verb]
+        if verb == "acknowledge":
+            won = await self.store.acknowledge(concern_id, name, at=now)
+            if not won:
+                stored = await self.store.get_concern(concern_id)
+                return ActResult(
+                    True,
+                    await self.render(stored),
+                    f"Already picked up by {stored.acknowledged_by}.",
+                    stored,
+                )
+        elif verb == "add_note":
+            if not (note or "").strip():
+                return ActResult(
+                    True,
+                    await self.render(stored),
+                    "Type a note first. Nothing was changed.",
+                    stored,
+                )
+            concern = stored.concern
+            concern.notes.append(Action(name, note, now.isoformat()))
+            await self.store.save_concern(concern, status=stored.status, at=now)
+        else:
+            await self.store.set_concern_status(concern_id, state, at=now)
+        await self.store.audit(actor_aad_id, state, concern_id, {"verb": verb}, at=now)
+        stored = await self.store.get_concern(concern_id)
+        if verb == "acknowledge":
+            await self.notify_reporter(
+                stored.concern,
+                f"Your report has been picked up by {name} at {_hhmm(now, self.school)}.",
+            )
+        await self._enqueue_card_update(concern_id)
+        self.wakeup.set()
+        return ActResult(True, await self.render(stored), "Done.", stored)
+
+    def _name(self, aad_object_id: str | None) -> str:
+        people = [*self.school.dsl_team(), self.school.headteacher, self.school.chair_of_governors]
+        for person in people:
+            if person and person.aad_object_id == aad_object_id:
+                return person.name
+        return "unknown"
+
+    async def render(self, stored: StoredConcern) -> dict[str, Any]:
+        """The card as it stands now: status, history of actions, notes."""
+        entries = await self.store.audit_entries(stored.id)
+        history = [
+            {"state": e.action, "by": self._name(e.actor_aad_id), "at": e.at.isoformat()}
+            for e in entries
+            if e.action
+            in {
+                "acknowledged",
+                "referred_social_care",
+                "referred_police",
+                "referred_lado",
+                "closed",
+            }
+        ]
+        escalations = [e.detail.get("text", "") for e in entries if e.action == "escalated"]
+        notes = [
+            {"state": "note", "by": n.label, "at": n.at, "text": n.value}
+            for n in stored.concern.notes
+        ]
+        return alert_card(
+            stored.concern,
+            recipient=recipient(self.school, stored.concern.routing.route),
+            history=history + notes,
+            escalations=escalations,
+        )
+
+
+def _hhmm(at: datetime, school: Any) -> str:
+    return at.astimezone(school.timezone).strftime("%H:%M")
+
+
+def _phone_now(school: Any) -> str:
+    phones = [school.contact(p.phone) for p in school.dsl_team() if p.phone]
+    numbers = "; ".join(f"{c.name} {c.number}" for c in phones if c.number)
+    if numbers:
+        return f"If it is urgent, phone the DSL now: {numbers}."
+    social_care = school.contact("childrens_social_care")
+    fallback = f" or {social_care.name} on {social_care.number}" if social_care.number else ""
+    return (
+        f"If it is urgent, find {school.dsl.name} (DSL) or a deputy in person now{fallback}; "
+        f"{school.contact('emergency').number} if a child is in immediate danger."
+    )
+
+
+def _lado_text(school: Any) -> str:
+    lado = school.contact("lado")
+    number = lado.number or "(number not in the school's policy)"
+    return (
+        "Because of the conflict of interest, this report has not been sent to anyone in "
+        f"school. Phone the LADO now: {lado.name}, {number}. Your report is saved."
+    )

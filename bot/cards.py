@@ -1,0 +1,298 @@
+"""Render dialog replies and concerns as Adaptive Cards 1.5 (with plain-text fallbacks).
+
+Anything a person typed goes into a RichTextBlock TextRun, which no renderer reads as
+markdown, one block per line so newlines survive. The alert card is a jinja2 template whose
+every `{{ }}` is JSON-encoded, so quotes, backslashes and braces cannot break out of a string.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any
+
+import jinja2
+
+from dialogs.replies import Reply
+from dialogs.text import reply_text
+from flows.concern import FLAGS, Concern
+
+SCHEMA = "http://adaptivecards.io/schemas/adaptive-card.json"
+VERSION = "1.5"
+MAX_ACTIONS = 5  # the Adaptive Cards host limit; more choices become a radio list
+# Teams refuses messages over about 28 KB; keep each card well under it.
+MAX_CARD_BYTES = 24_000
+WORDS_LIMIT = 6_000
+
+
+def card(body: list[dict[str, Any]], actions: list[dict[str, Any]] | None = None) -> dict:
+    out: dict[str, Any] = {"type": "AdaptiveCard", "$schema": SCHEMA, "version": VERSION}
+    out["body"] = body
+    if actions:
+        out["actions"] = actions
+    return out
+
+
+def verbatim(text: str, **style: Any) -> list[dict[str, Any]]:
+    """Text shown exactly as typed: one RichTextBlock per line, never markdown."""
+    return [
+        {"type": "RichTextBlock", "inlines": [{"type": "TextRun", "text": line or " ", **style}]}
+        for line in text.split("\n")
+    ]
+
+
+def heading(text: str, **extra: Any) -> dict[str, Any]:
+    return {"type": "TextBlock", "text": text, "wrap": True, "weight": "Bolder", **extra}
+
+
+def submit(title: str, data: dict[str, Any], style: str = "default") -> dict[str, Any]:
+    action = {"type": "Action.Submit", "title": title, "data": data}
+    if style != "default":
+        action["style"] = style
+    return action
+
+
+def _plain(text: str) -> dict[str, Any]:
+    """Procedure text from our own files and the profile: wrapped, not markdown."""
+    return {"type": "RichTextBlock", "inlines": [{"type": "TextRun", "text": text}]}
+
+
+# -- conversation replies -----------------------------------------------------------------
+
+NAVIGATION = [
+    submit("Back", {"action": "command", "command": "back"}),
+    submit("Cancel", {"action": "command", "command": "cancel"}, "destructive"),
+]
+
+
+def reply_card(reply: Reply) -> dict[str, Any] | None:
+    """The card for a reply, or None when plain text is the right form (short messages)."""
+    if reply.kind == "text" and not reply.urgent and not reply.title:
+        return None
+    body: list[dict[str, Any]] = []
+    if reply.rules:
+        rules = [heading("Before you start - the rules", color="Attention")]
+        rules += [_plain(f"• {rule}") for rule in reply.rules]
+        body.append({"type": "Container", "style": "attention", "items": rules})
+    if reply.title:
+        body.append(heading(reply.title, size="Medium"))
+    text = _plain(reply.text)
+    if reply.urgent:
+        body.append({"type": "Container", "style": "attention", "items": [text]})
+    else:
+        body.append(text)
+    if reply.help:
+        body.append({"type": "TextBlock", "text": reply.help, "wrap": True, "isSubtle": True})
+    for label, value in reply.facts:
+        body.append(_fact(label, value))
+    for contact in reply.contacts:
+        body.append(_contact(contact))
+    actions = _actions(reply, body)
+    out = card(body, actions)
+    out["fallbackText"] = reply_text(reply)
+    return out
+
+
+def _fact(label: str, value: str) -> dict[str, Any]:
+    return {
+        "type": "Container",
+        "separator": True,
+        "items": [
+            {"type": "TextBlock", "text": label, "wrap": True, "weight": "Bolder", "size": "Small"},
+            *verbatim(value),
+        ],
+    }
+
+
+def _contact(contact: Any) -> dict[str, Any]:
+    state = "" if contact.open_now else " - CLOSED NOW"
+    items: list[dict[str, Any]] = [heading(contact.name + state)]
+    items.append(_plain(contact.number or "No number in the school's policy - ask the DSL."))
+    items.append(_plain(f"{contact.purpose} Hours: {contact.hours}."))
+    container: dict[str, Any] = {"type": "Container", "separator": True, "items": items}
+    if contact.tel:
+        container["selectAction"] = {"type": "Action.OpenUrl", "url": contact.tel, "title": "Call"}
+    return container
+
+
+def _actions(reply: Reply, body: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    data = dict(reply.submit)
+    if reply.kind == "question":
+        return _question_actions(reply, body, data)
+    if reply.kind == "summary":
+        steps = [{"title": label, "value": label.split(".", 1)[0]} for label, _ in reply.facts]
+        change = {
+            "type": "Action.ShowCard",
+            "title": "Change an answer",
+            "card": card(
+                [
+                    {
+                        "type": "Input.ChoiceSet",
+                        "id": "number",
+                        "label": "Which answer?",
+                        "choices": steps,
+                        "isRequired": True,
+                        "errorMessage": "Choose the answer to change.",
+                    }
+                ],
+                [submit("Change it", {"action": "change"})],
+            ),
+        }
+        return [submit("Send now", {"action": "confirm"}, "positive"), change, *NAVIGATION[1:]]
+    if reply.kind in {"menu", "confirm"}:
+        return _choices(reply, body, data, "Start")
+    return []
+
+
+def _choices(
+    reply: Reply, body: list[dict[str, Any]], data: dict, verb: str, room: int = MAX_ACTIONS
+) -> list[dict]:
+    key = "flow" if data.get("action") == "start" else "value"
+    if reply.kind == "confirm":
+        return [submit(o.label, {"action": o.value}, o.style) for o in reply.options]
+    if len(reply.options) <= room:
+        return [submit(o.label, {**data, key: o.value}, o.style) for o in reply.options]
+    body.append(
+        {
+            "type": "Input.ChoiceSet",
+            "id": key,
+            "label": "Choose one",
+            "style": "expanded",
+            "isRequired": True,
+            "errorMessage": "Please choose one.",
+            "choices": [{"title": o.label, "value": o.value} for o in reply.options],
+        }
+    )
+    return [submit(verb, data, "positive")]
+
+
+def _question_actions(reply: Reply, body: list[dict[str, Any]], data: dict) -> list[dict]:
+    if reply.options:
+        room = MAX_ACTIONS - len(NAVIGATION)
+        return [*_choices(reply, body, data, "Next", room), *NAVIGATION]
+    field: dict[str, Any] = {"id": "value", "label": "Your answer"}
+    field["isRequired"] = not reply.optional
+    if reply.input == "number":
+        field.update(type="Input.Number", errorMessage="Please type a number.")
+    else:
+        field.update(type="Input.Text", errorMessage="Please type your answer.")
+        field["isMultiline"] = reply.input == "text"
+        if reply.input == "datetime":
+            field["placeholder"] = "e.g. 14:05, yesterday 15:20, or now"
+    body.append(field)
+    actions = [submit("Next", data, "positive")]
+    if reply.input == "datetime":
+        actions.append(submit("Now", {**data, "value": "now"}))
+    if reply.optional:
+        actions.append(submit("Skip", {**data, "value": "skip"}))
+    return [*actions, *NAVIGATION]
+
+
+# -- the alert ----------------------------------------------------------------------------
+
+
+class _Json(str):
+    """Already-JSON text that `finalize` must not encode again."""
+
+
+def _finalize(value: Any) -> str:
+    # Every {{ value }} in a card template becomes a JSON literal, so escaping cannot be
+    # forgotten: quotes, backslashes, newlines and {{ }} in a child's words stay data.
+    return value if isinstance(value, _Json) else json.dumps(value, ensure_ascii=False)
+
+
+_ENV = jinja2.Environment(
+    loader=jinja2.PackageLoader("bot", "templates"),
+    autoescape=False,
+    undefined=jinja2.StrictUndefined,
+    finalize=_finalize,
+    trim_blocks=True,
+    lstrip_blocks=True,
+)
+_ENV.filters["verbatim"] = lambda text: _Json(json.dumps(verbatim(text), ensure_ascii=False)[1:-1])
+
+PRIORITY_STYLE = {"urgent": "attention", "normal": "warning"}
+RED_FLAGS = {"URGENT", "CALL-999", "POLICE-NOW", "PERSONAL-DUTY", "ADULT-INVOLVED", "UNDER-13"}
+STATUS_TEXT = {
+    "acknowledged": "Picked up by {by} at {at}",
+    "referred_social_care": "Referred to children's social care by {by} at {at}",
+    "referred_police": "Referred to the police by {by} at {at}",
+    "referred_lado": "Referred to the LADO by {by} at {at}",
+    "closed": "Closed by {by} at {at}",
+}
+
+
+def _hhmm(iso: str | None) -> str:
+    return datetime.fromisoformat(iso).strftime("%a %d %b %H:%M") if iso else ""
+
+
+def alert_card(
+    concern: Concern,
+    *,
+    recipient: str,
+    reporter_mention: dict[str, Any] | None = None,
+    status: dict[str, Any] | None = None,
+    history: list[dict[str, Any]] | None = None,
+    escalations: list[str] | None = None,
+) -> dict[str, Any]:
+    """The structured alert for the DSL team or case manager.
+
+    status: {"state": "raised"|"acknowledged"|..., "by": name, "at": iso}
+    history: later actions on the card, oldest first (same shape as status).
+    """
+    words = concern.words or ""
+    truncated = len(words) > WORDS_LIMIT
+    shown_words = words[:WORDS_LIMIT]
+    flags = [f for f in FLAGS if f in concern.flags]
+    status = status or {"state": "raised"}
+    done_states = [h["state"] for h in (history or [])] + [status["state"]]
+    text = _ENV.get_template("alert.json.j2").render(
+        concern=concern,
+        flags=flags,
+        red_flags=RED_FLAGS,
+        style=PRIORITY_STYLE[concern.priority],
+        recipient=recipient,
+        reporter_mention=reporter_mention,
+        words=shown_words,
+        truncated=truncated,
+        hidden_chars=len(words) - len(shown_words),
+        fields=_alert_fields(concern),
+        status_lines=[
+            STATUS_TEXT[h["state"]].format(by=h["by"], at=_hhmm(h["at"]))
+            for h in [*(history or []), status]
+            if h["state"] in STATUS_TEXT
+        ],
+        notes=[h for h in (history or []) if h["state"] == "note"],
+        escalations=escalations or [],
+        acknowledged="acknowledged" in done_states,
+        closed="closed" in done_states,
+        hhmm=_hhmm,
+    )
+    return json.loads(text)
+
+
+def _alert_fields(concern: Concern) -> list[tuple[str, str]]:
+    pairs = [
+        ("Child", concern.child_name),
+        ("Year / class", concern.child_year),
+        ("Age", concern.child_age),
+        ("Adult concerned", concern.subject_name),
+        ("Their role", concern.subject_role),
+        ("When", concern.occurred_at),
+        ("Where", concern.location),
+        ("People present", concern.people_present),
+        ("What was seen", concern.observations),
+        ("Police reference", concern.police_reference),
+    ]
+    pairs += [(d.label, d.value) for d in concern.details]
+    return [(label, value) for label, value in pairs if value]
+
+
+def alert_fallback_text(concern: Concern) -> str:
+    """The notification line: type and priority only - never names or words."""
+    flags = f" [{', '.join(concern.flags)}]" if concern.flags else ""
+    return f"Safeguarding alert: {concern.title}{flags}"
+
+
+def card_bytes(activity_or_card: dict[str, Any]) -> int:
+    return len(json.dumps(activity_or_card, ensure_ascii=False).encode("utf-8"))

@@ -1,0 +1,201 @@
+"""The Teams activity handler: 1:1 conversation turns, alert card actions, install events."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from botbuilder.core import InvokeResponse, MessageFactory, TurnContext, UserState
+from botbuilder.core.teams import TeamsActivityHandler
+from botbuilder.schema import Activity, ActivityTypes, Attachment, ChannelAccount
+
+from bot.alerts import CARD, AlertService
+from bot.cards import reply_card
+from bot.store import SqliteStore
+from dialogs.replies import Reply, TurnResult
+from dialogs.session import Session
+from dialogs.text import reply_text
+from flows.concern import Reporter
+
+logger = logging.getLogger(__name__)
+
+IMAGE_WARNING = (
+    "Please do not send images or files about a child here - I have not opened or kept it. "
+    "If it shows a child, do not forward it: tell the DSL you have it."
+)
+CHANNEL_REPLY = (
+    "Please message me in a private (1:1) chat to report a concern - never post details of a "
+    "concern in a channel."
+)
+
+
+class SafeguardingBot(TeamsActivityHandler):
+    """Thin: loads the session, hands plain inputs to dialogs, writes, then replies."""
+
+    def __init__(
+        self,
+        *,
+        school: Any,
+        store: SqliteStore,
+        alerts: AlertService,
+        clock: Callable[[], datetime],
+    ) -> None:
+        self.school = school
+        self.store = store
+        self.alerts = alerts
+        self.clock = clock
+        self.user_state = UserState(store)
+        self.sessions = self.user_state.create_property("session")
+
+    async def on_turn(self, turn_context: TurnContext) -> None:
+        activity = turn_context.activity
+        started = time.perf_counter()
+        if activity.id and not await self.store.mark_activity_seen(
+            activity.id, activity.conversation.id if activity.conversation else ""
+        ):
+            # Teams re-delivers when slow: an answer must never be applied twice.
+            logger.info("duplicate activity ignored (activity_id=%s)", activity.id)
+            return
+        await self._remember(turn_context)
+        await super().on_turn(turn_context)
+        await self.user_state.save_changes(turn_context)
+        logger.info(
+            "turn type=%s activity_id=%s took=%.3fs",
+            activity.type,
+            activity.id,
+            time.perf_counter() - started,
+        )
+
+    async def _remember(self, turn_context: TurnContext) -> None:
+        """Keep where to reach this person (1:1) or channel, refreshed from every activity."""
+        activity = turn_context.activity
+        reference = TurnContext.get_conversation_reference(activity)
+        conversation_type = (
+            activity.conversation.conversation_type if activity.conversation else None
+        )
+        sender = activity.from_property
+        if conversation_type == "personal" and sender and sender.aad_object_id:
+            await self.store.save_conversation_ref("user", sender.aad_object_id, reference)
+        channel = (activity.channel_data or {}).get("channel") if activity.channel_data else None
+        if channel and channel.get("id"):
+            await self.store.save_conversation_ref("channel", channel["id"], reference)
+
+    # -- messages ------------------------------------------------------------------------
+
+    async def on_message_activity(self, turn_context: TurnContext) -> None:
+        activity = turn_context.activity
+        value = activity.value if isinstance(activity.value, dict) else None
+        if value and value.get("verb") and value.get("concern_id"):
+            return await self._card_action_by_submit(turn_context, value)
+        if activity.conversation and activity.conversation.conversation_type in {
+            "channel",
+            "groupChat",
+        }:
+            await turn_context.send_activity(CHANNEL_REPLY)
+            return None
+        files = [a for a in activity.attachments or [] if a.content_type != "text/html"]
+        if files:
+            # Never fetched, never stored: only the fact that something was attached is logged.
+            logger.warning("attachment refused (activity_id=%s count=%d)", activity.id, len(files))
+            await turn_context.send_activity(IMAGE_WARNING)
+            if not (activity.text or "").strip() and not value:
+                return None
+        sender = activity.from_property or ChannelAccount()
+        reporter = Reporter(
+            name=sender.name or "Staff member", aad_object_id=sender.aad_object_id or sender.id
+        )
+        state = await self.sessions.get(turn_context, lambda: {})
+        session = Session(self.school, reporter, state)
+        # Typed text is passed on exactly as sent: a child's words are never altered.
+        result = session.handle(activity.text or "", value, now=self.clock())
+        await self._apply(turn_context, result)
+        return None
+
+    async def _apply(self, turn_context: TurnContext, result: TurnResult) -> None:
+        # The concern is written (with its outbox) before the staff member is told anything.
+        for event in result.events:
+            await self.alerts.on_event(event, turn_context.activity.service_url)
+        await self.sessions.set(turn_context, result.state)
+        await self.user_state.save_changes(turn_context)
+        for reply in result.replies:
+            await turn_context.send_activity(_reply_activity(reply))
+
+    # -- alert card actions --------------------------------------------------------------
+
+    async def on_invoke_activity(self, turn_context: TurnContext) -> InvokeResponse:
+        if turn_context.activity.name == "adaptiveCard/action":
+            data = turn_context.activity.value or {}
+            action = data.get("action") or {}
+            result = await self.alerts.act(
+                str((action.get("data") or {}).get("concern_id", "")),
+                action.get("verb") or "",
+                turn_context.activity.from_property.aad_object_id,
+                (action.get("data") or {}).get("note"),
+            )
+            if not result.allowed or result.card is None:
+                # Shown only to the person who pressed; the card stays as it is for everyone.
+                return _invoke_message(result.message)
+            return _invoke_card(result.card)
+        return await super().on_invoke_activity(turn_context)
+
+    async def _card_action_by_submit(self, turn_context: TurnContext, value: dict) -> None:
+        """Action.Submit fallback (older clients): act, then update the card in place."""
+        result = await self.alerts.act(
+            str(value["concern_id"]),
+            str(value["verb"]),
+            turn_context.activity.from_property.aad_object_id,
+            value.get("note"),
+        )
+        if not result.allowed:
+            # Says only who may act; nothing about the concern.
+            await turn_context.send_activity(result.message)
+            return
+        if result.card and turn_context.activity.reply_to_id:
+            updated = Activity(
+                id=turn_context.activity.reply_to_id,
+                type=ActivityTypes.message,
+                attachments=[Attachment(content_type=CARD, content=result.card)],
+            )
+            await turn_context.update_activity(updated)
+
+    # -- installation --------------------------------------------------------------------
+
+    async def on_installation_update_add(self, turn_context: TurnContext) -> None:
+        activity = turn_context.activity
+        if activity.conversation and activity.conversation.conversation_type == "personal":
+            await turn_context.send_activity(
+                "Hello. I help you follow the school's safeguarding procedures and get a "
+                "concern to the DSL fast. Tell me what happened, or type 'help'. "
+                "If a child is in immediate danger, phone 999 now."
+            )
+
+
+def _reply_activity(reply: Reply) -> Activity:
+    card = reply_card(reply)
+    if card is None:
+        return MessageFactory.text(reply_text(reply))
+    return Activity(
+        type=ActivityTypes.message,
+        attachments=[Attachment(content_type=CARD, content=card)],
+    )
+
+
+def _invoke_card(card: dict) -> InvokeResponse:
+    return InvokeResponse(
+        status=200,
+        body={"statusCode": 200, "type": "application/vnd.microsoft.card.adaptive", "value": card},
+    )
+
+
+def _invoke_message(message: str) -> InvokeResponse:
+    return InvokeResponse(
+        status=200,
+        body={
+            "statusCode": 200,
+            "type": "application/vnd.microsoft.activity.message",
+            "value": message,
+        },
+    )

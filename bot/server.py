@@ -1,0 +1,82 @@
+"""Wire the Teams server together: settings + profile -> store, adapter, alerts, handler, app."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from aiohttp import web
+
+from bot.adapter import create_adapter
+from bot.alerts import AlertService
+from bot.app import create_app
+from bot.connector import TeamsConnector
+from bot.handler import SafeguardingBot
+from bot.settings import Settings
+from bot.store import SqliteStore, open_store
+
+logger = logging.getLogger(__name__)
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class Server:
+    """Everything one running bot is made of, for `serve` and for tests."""
+
+    app: web.Application
+    store: SqliteStore
+    alerts: AlertService
+    bot: SafeguardingBot
+
+
+def build_server(
+    settings: Settings,
+    school: Any,
+    *,
+    clock: Callable[[], datetime] = utc_now,
+    default_service_url: str = "https://smba.trafficmanager.net/uk/",
+    poll_seconds: float = 1.0,
+) -> Server:
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    store = open_store(settings.database_path, clock=clock)
+    adapter = create_adapter(settings)
+    messenger = TeamsConnector(adapter, settings.app_id)
+    alerts = AlertService(
+        store, messenger, school, clock=clock, default_service_url=default_service_url
+    )
+    bot = SafeguardingBot(school=school, store=store, alerts=alerts, clock=clock)
+    # Only the school's own tenant may talk to the bot (plus any the settings add).
+    tenants = set(settings.allowed_tenant_ids) | {school.tenant_id}
+    app = create_app(settings, bot, store, adapter, allowed_tenant_ids=tenants)
+
+    async def outbox_worker(_: web.Application):
+        # The durable outbox is drained in the background for as long as the app runs.
+        stop = asyncio.Event()
+        task = asyncio.create_task(alerts.run(stop, poll_seconds))
+        yield
+        stop.set()
+        alerts.wakeup.set()
+        await task
+        store.close()
+
+    app.cleanup_ctx.append(outbox_worker)
+    return Server(app, store, alerts, bot)
+
+
+def serve(settings: Settings, school: Any) -> None:
+    server = build_server(settings, school)
+    logger.info(
+        "serving school=%s on http://%s:%d/api/messages data=%s",
+        school.id,
+        settings.host,
+        settings.port,
+        settings.database_path,
+    )
+    web.run_app(server.app, host=settings.host, port=settings.port, print=None)

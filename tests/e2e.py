@@ -1,0 +1,207 @@
+"""End-to-end harness: the real aiohttp app on a loopback port, real Bot Framework activity
+JSON posted to /api/messages, and a fake Bot Connector recording everything the bot sends."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import aiohttp
+from aiohttp.test_utils import TestServer
+
+from bot.server import Server, build_server
+from bot.settings import Settings
+from flows.profile import load_organisation
+from tests.fakeconnector import FakeConnector
+
+ROOT = Path(__file__).resolve().parent.parent
+SCHOOL = load_organisation(ROOT / "profiles" / "buttsbury-junior.yaml").school()
+TENANT = SCHOOL.tenant_id
+CHANNEL = SCHOOL.dsl_channel.channel_id
+CARD = "application/vnd.microsoft.card.adaptive"
+
+
+@dataclass(frozen=True)
+class User:
+    id: str
+    name: str
+    aad: str
+
+
+REPORTER = User("29:reporter", "Rita Reporter", "00000000-0000-0000-0000-00000000f001")
+DSL = User("29:dsl", SCHOOL.dsl.name, SCHOOL.dsl.aad_object_id)
+DEPUTY = User("29:deputy", SCHOOL.deputies[0].name, SCHOOL.deputies[0].aad_object_id)
+HEAD = User("29:head", SCHOOL.headteacher.name, SCHOOL.headteacher.aad_object_id)
+CHAIR = User("29:chair", SCHOOL.chair_of_governors.name, SCHOOL.chair_of_governors.aad_object_id)
+OUTSIDER = User("29:outsider", "Nosy Colleague", "00000000-0000-0000-0000-00000000f099")
+
+
+class Clock:
+    """A clock the test moves; starts on a Monday morning in term."""
+
+    def __init__(self, start: datetime | None = None) -> None:
+        self.now = start or datetime(2026, 11, 23, 10, 0, tzinfo=ZoneInfo("Europe/London"))
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **delta: float) -> None:
+        self.now += timedelta(**delta)
+
+
+class RunningBot:
+    """One bot process-equivalent: `start`, talk to it, `stop`; start again on the same data."""
+
+    def __init__(self, connector: FakeConnector, data_dir: Path, clock: Clock) -> None:
+        self.connector = connector
+        self.data_dir = data_dir
+        self.clock = clock
+        self.server: Server | None = None
+        self._http: TestServer | None = None
+        self._session: aiohttp.ClientSession | None = None
+        self._ids = itertools.count(1)
+
+    async def start(self) -> RunningBot:
+        settings = Settings(data_dir=self.data_dir)
+        self.server = build_server(
+            settings,
+            SCHOOL,
+            clock=self.clock,
+            default_service_url=self.connector.url,
+            poll_seconds=0.02,
+        )
+        self._http = TestServer(self.server.app, host="127.0.0.1")
+        await self._http.start_server()
+        self._session = aiohttp.ClientSession()
+        return self
+
+    async def stop(self) -> None:
+        if self._session:
+            await self._session.close()
+        if self._http:
+            await self._http.close()
+        self.server = self._http = self._session = None
+
+    @property
+    def url(self) -> str:
+        assert self._http is not None
+        return str(self._http.make_url("/api/messages"))
+
+    async def post(self, activity: dict[str, Any]) -> tuple[int, Any]:
+        assert self._session is not None
+        async with self._session.post(self.url, json=activity) as response:
+            body = await response.json() if response.content_type == "application/json" else None
+            return response.status, body
+
+    # -- activities ----------------------------------------------------------------------
+
+    def base(self, user: User, conversation: dict[str, Any], **extra: Any) -> dict[str, Any]:
+        return {
+            "id": f"act-{next(self._ids)}-{uuid.uuid4().hex[:6]}",
+            "timestamp": self.clock().isoformat(),
+            "serviceUrl": self.connector.url,
+            "channelId": "msteams",
+            "from": {"id": user.id, "name": user.name, "aadObjectId": user.aad},
+            "conversation": conversation,
+            "recipient": {"id": "28:safeguarding-bot", "name": "Safeguarding"},
+            "channelData": {"tenant": {"id": TENANT}},
+            "locale": "en-GB",
+            **extra,
+        }
+
+    def personal(self, user: User) -> dict[str, Any]:
+        return {"id": f"a:personal-{user.id}", "conversationType": "personal", "tenantId": TENANT}
+
+    def message(
+        self,
+        text: str | None = None,
+        value: dict | None = None,
+        *,
+        user: User = REPORTER,
+        **extra: Any,
+    ) -> dict[str, Any]:
+        activity = self.base(user, self.personal(user), type="message", **extra)
+        if text is not None:
+            activity["text"] = text
+        if value is not None:
+            activity["value"] = value
+        return activity
+
+    async def say(self, *texts: str, user: User = REPORTER) -> None:
+        for text in texts:
+            status, _ = await self.post(self.message(text, user=user))
+            assert status in (200, 201), status
+
+    def press(
+        self,
+        verb: str,
+        concern_id: str,
+        *,
+        user: User,
+        thread: str,
+        reply_to: str,
+        note: str | None = None,
+    ) -> dict[str, Any]:
+        data: dict[str, Any] = {"concern_id": concern_id}
+        if note is not None:
+            data["note"] = note
+        conversation = {"id": thread, "conversationType": "channel", "tenantId": TENANT}
+        activity = self.base(
+            user,
+            conversation,
+            type="invoke",
+            name="adaptiveCard/action",
+            replyToId=reply_to,
+            value={
+                "action": {"type": "Action.Execute", "verb": verb, "data": data},
+                "trigger": "manual",
+            },
+        )
+        activity["channelData"].update({"channel": {"id": CHANNEL}})
+        return activity
+
+    # -- what the bot sent ---------------------------------------------------------------
+
+    def replies_to(self, user: User = REPORTER) -> list[dict[str, Any]]:
+        return self.connector.sent_activities(self.personal(user)["id"])
+
+    def texts_to(self, user: User = REPORTER) -> str:
+        """Everything the user was shown (message text and card fallback text)."""
+        out = []
+        for activity in self.replies_to(user) + self.direct_messages(user):
+            out.append(activity.get("text") or "")
+            for attachment in activity.get("attachments") or []:
+                out.append((attachment.get("content") or {}).get("fallbackText", ""))
+        return "\n".join(out)
+
+    def channel_posts(self) -> list[Any]:
+        return [
+            r
+            for r in self.connector.requests_to(r"^/v3/conversations$", "POST")
+            if r.status < 300 and ((r.json or {}).get("channelData") or {}).get("channel")
+        ]
+
+    def direct_messages(self, user: User) -> list[dict[str, Any]]:
+        """Messages the bot started 1:1 with this user (create conversation, then send)."""
+        found = []
+        for conversation in self.connector.conversations.values():
+            ids = {m.get("id") for m in conversation.members}
+            if not conversation.is_group and ({user.aad, user.id} & ids):
+                found.extend(conversation.activities.values())
+        return found
+
+    async def settle(self, timeout: float = 5.0) -> None:
+        """Wait until the outbox has nothing due now (the worker runs in the background)."""
+        assert self.server is not None
+        deadline = asyncio.get_running_loop().time() + timeout
+        while asyncio.get_running_loop().time() < deadline:
+            if not await self.server.store.count_due(self.clock()):
+                return
+            await asyncio.sleep(0.02)
+        raise AssertionError("outbox did not settle")

@@ -1,0 +1,318 @@
+# End to end over HTTP: real activities to /api/messages, a fake Bot Connector on loopback.
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from tests.cardcheck import assert_valid_cards
+from tests.e2e import (
+    CARD,
+    CHAIR,
+    CHANNEL,
+    DEPUTY,
+    DSL,
+    HEAD,
+    OUTSIDER,
+    REPORTER,
+    Clock,
+    RunningBot,
+)
+from tests.fakeconnector import FakeConnector
+
+CHILD = "Amelia Testchild"
+WORDS = 'He said "don\'t tell" \\ {{ secret }} **really**\nthen he hit me 👍🏽'
+
+WALKS = {
+    "disclosure": [
+        "no",
+        "family",
+        CHILD,
+        "Y4",
+        "now",
+        "the library",
+        "skip",
+        WORDS,
+        "bruise left forearm",
+        "no",
+        "no",
+        "Listened and said I must tell the DSL",
+        "yes",
+    ],
+    "nudes": [
+        "no",
+        "Another child told me",
+        CHILD,
+        "no",
+        "no",
+        "no",
+        "no",
+        "skip",
+        "skip",
+        "now",
+        "Handed to the DSL",
+        "skip",
+        "no",
+        "Told the DSL",
+        "yes",
+    ],
+    "fgm": [
+        "no",
+        "girl_told",
+        "yes",
+        "yes",
+        "ok",
+        CHILD,
+        "Y6",
+        "11",
+        "now",
+        WORDS,
+        "skip",
+        "yes",
+        "now",
+        "REF-123",
+        "Phoned police, told DSL",
+        "yes",
+    ],
+    "missing_child": [
+        "no",
+        CHILD,
+        "3B",
+        "now",
+        "field",
+        "red coat",
+        "Searched - not found",
+        "Tried - no reply",
+        "No answer",
+        "Reported on the non-emergency number",
+        "INC-42",
+        "yes",
+        "No social worker",
+        "Not yet",
+    ],
+    "allegation": [
+        "no",
+        "A teacher",
+        "no",
+        "Mr Adult",
+        "harmed",
+        CHILD,
+        "Y4",
+        "now",
+        "classroom",
+        "He grabbed her",
+        WORDS,
+        "skip",
+        "Nothing yet",
+    ],
+}
+
+
+@pytest.fixture
+async def bot(tmp_path: Path) -> AsyncIterator[RunningBot]:
+    async with FakeConnector() as connector:
+        running = await RunningBot(connector, tmp_path, Clock()).start()
+        yield running
+        await running.stop()
+
+
+async def report(bot: RunningBot, flow: str, answers: list[str]) -> None:
+    await bot.post(bot.message(value={"action": "start", "flow": flow}))
+    await bot.say(*answers)
+    if flow != "missing_child":
+        await bot.say("send")
+    await bot.settle()
+
+
+def alert_card(request) -> dict:
+    [attachment] = request.json["activity"]["attachments"]
+    assert attachment["contentType"] == CARD
+    return attachment["content"]
+
+
+def text_runs(card: dict) -> list[str]:
+    found: list[str] = []
+
+    def walk(node):
+        if isinstance(node, dict):
+            if node.get("type") == "TextRun":
+                found.append(node["text"])
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk(card)
+    return found
+
+
+@pytest.mark.parametrize("flow", ["disclosure", "nudes", "fgm", "missing_child"])
+async def test_each_flow_reaches_the_dsl_channel_and_the_acknowledgement_reaches_the_reporter(
+    bot: RunningBot, flow: str
+):
+    await report(bot, flow, WALKS[flow])
+    [post] = bot.channel_posts()
+    assert post.json["channelData"]["channel"]["id"] == CHANNEL
+    card = alert_card(post)
+    assert CHILD in text_runs(card)
+    assert "Delivered" in bot.texts_to(REPORTER)
+    # A DSL presses Acknowledge on the card in the channel.
+    [conversation] = [c for c in bot.connector.conversations.values() if c.channel_id == CHANNEL]
+    root = next(iter(conversation.activities))
+    concern_id = card["actions"][0]["data"]["concern_id"]
+    status, body = await bot.post(
+        bot.press("acknowledge", concern_id, user=DSL, thread=conversation.id, reply_to=root)
+    )
+    assert status == 200 and body["type"] == CARD
+    assert any(
+        "Picked up by Ann Robinson" in t.get("text", "")
+        for t in body["value"]["body"]
+        if t["type"] == "TextBlock"
+    )
+    await bot.settle()
+    updates = bot.connector.requests_to(rf"/v3/conversations/.+/activities/{root}$", "PUT")
+    assert updates, "the card was not updated for everyone"
+    assert "picked up by Ann Robinson" in bot.texts_to(REPORTER)
+
+
+@pytest.mark.parametrize(("role", "person"), [("A teacher", HEAD), ("The headteacher", CHAIR)])
+async def test_allegations_never_reach_the_dsl_channel(bot: RunningBot, role, person):
+    answers = list(WALKS["allegation"])
+    answers[1] = role
+    await report(bot, "allegation", answers)
+    assert bot.channel_posts() == []
+    creates = bot.connector.requests_to(r"^/v3/conversations$", "POST")
+    members = [m["id"] for r in creates for m in (r.json.get("members") or [])]
+    assert person.aad in members
+    others = {HEAD.aad, CHAIR.aad} - {person.aad}
+    assert not others & set(members)
+    [dm] = [a for a in bot.direct_messages(person) if a.get("attachments")]
+    assert CHILD in text_runs(dm["attachments"][0]["content"])
+
+
+async def test_only_the_dsl_team_can_act_and_the_first_acknowledgement_wins(bot: RunningBot):
+    await report(bot, "disclosure", WALKS["disclosure"])
+    [post] = bot.channel_posts()
+    [conversation] = [c for c in bot.connector.conversations.values() if c.channel_id == CHANNEL]
+    root = next(iter(conversation.activities))
+    concern_id = alert_card(post)["actions"][0]["data"]["concern_id"]
+    status, body = await bot.post(
+        bot.press("acknowledge", concern_id, user=OUTSIDER, thread=conversation.id, reply_to=root)
+    )
+    assert status == 200
+    assert body["type"] == "application/vnd.microsoft.activity.message"
+    assert "Only the DSL team" in body["value"]
+    stored = await bot.server.store.get_concern(concern_id)
+    assert stored.acknowledged_by is None
+    assert not bot.connector.requests_to(r"/activities/", "PUT")
+
+    results = await asyncio.gather(
+        *(
+            bot.post(
+                bot.press("acknowledge", concern_id, user=u, thread=conversation.id, reply_to=root)
+            )
+            for u in (DSL, DEPUTY)
+        )
+    )
+    assert [s for s, _ in results] == [200, 200]
+    stored = await bot.server.store.get_concern(concern_id)
+    assert stored.acknowledged_by in {DSL.name, DEPUTY.name}
+    await bot.settle()
+    picked = bot.texts_to(REPORTER).count("picked up by")
+    assert picked == 1
+
+
+async def test_delivery_retries_429_then_500_and_delivers_exactly_once_across_a_restart(
+    tmp_path: Path,
+):
+    async with FakeConnector() as connector:
+        clock = Clock()
+        bot = await RunningBot(connector, tmp_path, clock).start()
+        connector.fail_next(r"^/v3/conversations$", statuses=[429], retry_after=1, method="POST")
+        await bot.post(bot.message(value={"action": "start", "flow": "disclosure"}))
+        await bot.say(*WALKS["disclosure"], "send")
+        await asyncio.sleep(0.2)
+        assert "not delivered yet" in bot.texts_to(REPORTER)
+        await bot.stop()  # the server goes away with the alert still pending
+
+        connector.fail_next(r"^/v3/conversations$", statuses=[500], method="POST")
+        bot = await RunningBot(connector, tmp_path, clock).start()
+        for _ in range(3):
+            clock.advance(seconds=10)
+            await asyncio.sleep(0.2)
+        await bot.settle()
+        statuses = [
+            r.status
+            for r in connector.requests_to(r"^/v3/conversations$", "POST")
+            if (r.json.get("channelData") or {}).get("channel")
+        ]
+        assert statuses == [429, 500, 201]
+        assert len(bot.channel_posts()) == 1
+        await bot.stop()
+
+
+async def test_the_same_activity_delivered_twice_advances_the_flow_once(bot: RunningBot):
+    await bot.post(bot.message(value={"action": "start", "flow": "disclosure"}))
+    first = bot.message("no")
+    await bot.post(first)
+    await bot.post(first)  # Teams re-delivers
+    await bot.post(bot.message("family"))
+    # Had "no" been applied twice, "family" would have been refused as an answer.
+    assert "Please choose one of" not in bot.texts_to(REPORTER)
+    state = await bot.server.store.read([f"msteams/users/{REPORTER.id}"])
+    [session] = [v["session"] for v in state.values()]
+    assert session["flow"]["history"] == ["immediate_danger", "abuser_relationship"]
+
+
+async def test_attachments_are_never_fetched_or_stored(bot: RunningBot, tmp_path: Path):
+    image_url = bot.connector.url + "v3/attachments/secret-image/views/original"
+    await bot.post(
+        bot.message(
+            "look at this",
+            attachments=[
+                {"contentType": "image/png", "contentUrl": image_url, "name": "photo.png"}
+            ],
+        )
+    )
+    assert "do not send images" in bot.texts_to(REPORTER)
+    assert not bot.connector.requests_to(r"attachments", "GET")
+    await bot.stop()
+    stored = b"".join(p.read_bytes() for p in tmp_path.glob("*.sqlite3*"))
+    assert b"secret-image" not in stored and b"photo.png" not in stored
+
+
+async def test_every_card_is_valid_adaptive_card_15_and_words_arrive_verbatim(bot: RunningBot):
+    await report(bot, "disclosure", WALKS["disclosure"])
+    cards = []
+    for request in bot.connector.requests:
+        body = request.json if isinstance(request.json, dict) else {}
+        activity = body.get("activity", body)
+        for attachment in activity.get("attachments") or []:
+            if attachment.get("contentType") == CARD:
+                cards.append(attachment["content"])
+    assert len(cards) > 10
+    assert_valid_cards(cards)
+    alert = alert_card(bot.channel_posts()[0])
+    assert WORDS.split("\n") == [t for t in text_runs(alert) if t in WORDS.split("\n")]
+
+
+async def test_no_safeguarding_text_in_the_logs(bot: RunningBot, caplog):
+    caplog.set_level(logging.DEBUG)
+    await report(bot, "disclosure", WALKS["disclosure"])
+    logged = "\n".join(f"{r.name} {r.getMessage()} {r.exc_text or ''}" for r in caplog.records)
+    assert logged  # the run did log
+    for secret in (CHILD, "then he hit me", "don't tell", "bruise left forearm", "library"):
+        assert secret not in logged, secret
+
+
+async def test_a_message_from_another_tenant_is_refused(bot: RunningBot):
+    activity = bot.message("hello")
+    activity["channelData"]["tenant"]["id"] = "99999999-0000-0000-0000-000000000000"
+    activity["conversation"]["tenantId"] = "99999999-0000-0000-0000-000000000000"
+    status, _ = await bot.post(activity)
+    assert status == 403
+    assert bot.replies_to(REPORTER) == []
