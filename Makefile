@@ -21,8 +21,10 @@ $(NODE_STAMP): package.json package-lock.json
 
 venv: $(STAMP)
 
+# The Teams bot on its embedded defaults: example profile, SQLite under data/, port 3978,
+# local-development mode (no APP_ID). Talk to it with `make playground` in another terminal.
 run: $(STAMP)
-	$(BIN)/safeguarding-bot chat --profile profiles/buttsbury-junior.yaml
+	$(BIN)/safeguarding-bot serve --profile profiles/buttsbury-junior.yaml --data data --port 3978
 
 chat: $(STAMP)
 	$(BIN)/safeguarding-bot chat --profile profiles/buttsbury-junior.yaml

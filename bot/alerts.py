@@ -20,7 +20,7 @@ from typing import Any, Protocol
 
 from botbuilder.schema import Activity, ActivityTypes, Attachment, ConversationReference
 
-from bot.cards import alert_card, alert_fallback_text
+from bot.cards import alert_card, alert_fallback_text, word_parts, words_card
 from bot.errors import DeliveryError, DeliveryRefused
 from bot.store import OutboxItem, OutboxMessage, SqliteStore, StoredConcern
 from dialogs.replies import Event
@@ -184,13 +184,13 @@ class AlertService:
             logger.error("outbox %s %s refused status=%s", item.id, item.kind, exc.status)
             await self._tell_reporter_not_delivered(item, final=True)
             return
+        if item.kind == "post_alert":  # follow-ups are queued before the row is closed
+            await self._alert_delivered(item)
         await self.store.mark_delivered(item.id, activity_id, at=self.clock())
         took = (self.clock() - started).total_seconds()
         logger.info(
             "outbox %s %s delivered attempt=%d in %.2fs", item.id, item.kind, item.attempts, took
         )
-        if item.kind == "post_alert":
-            await self._alert_delivered(item)
 
     async def _retry(self, item: OutboxItem, exc: DeliveryError) -> None:
         status = getattr(exc, "status", None)
@@ -261,6 +261,16 @@ class AlertService:
         await self.messenger.update_activity(ref, ref.activity_id, activity)
         return ref.activity_id
 
+    async def _send_words_part(self, item: OutboxItem) -> str:
+        ref = await self.store.get_conversation_ref("alert", item.payload["concern_id"])
+        if ref is None:
+            raise DeliveryError("alert not posted yet", status=None, retry_after=2)
+        stored = await self._stored(item)
+        parts = word_parts(stored.concern.words or "")
+        part = item.payload["part"]
+        card = words_card(parts[part], part + 1, len(parts))
+        return await self.messenger.reply_in_thread(ref, card_activity(card, "Words continued"))
+
     async def _send_notify_reporter(self, item: OutboxItem) -> str:
         target = item.target
         activity = Activity(type=ActivityTypes.message, text=item.payload["text"])
@@ -291,6 +301,11 @@ class AlertService:
 
     async def _alert_delivered(self, item: OutboxItem) -> None:
         stored = await self._stored(item)
+        # Words too long for one card follow in the alert's thread, in order, never cut silently.
+        for part in range(1, len(word_parts(stored.concern.words or ""))):
+            await self.store.enqueue(
+                stored.id, "words_part", {}, {"concern_id": stored.id, "part": part}
+            )
         to = recipient(self.school, stored.concern.routing.route)
         at = _hhmm(self.clock(), self.school)
         await self.store.audit(None, "alert_delivered", stored.id, {"route": item.target["route"]})

@@ -230,7 +230,6 @@ def alert_card(
     concern: Concern,
     *,
     recipient: str,
-    reporter_mention: dict[str, Any] | None = None,
     status: dict[str, Any] | None = None,
     history: list[dict[str, Any]] | None = None,
     escalations: list[str] | None = None,
@@ -240,9 +239,8 @@ def alert_card(
     status: {"state": "raised"|"acknowledged"|..., "by": name, "at": iso}
     history: later actions on the card, oldest first (same shape as status).
     """
-    words = concern.words or ""
-    truncated = len(words) > WORDS_LIMIT
-    shown_words = words[:WORDS_LIMIT]
+    parts = word_parts(concern.words or "")
+    shown_words = parts[0]
     flags = [f for f in FLAGS if f in concern.flags]
     status = status or {"state": "raised"}
     done_states = [h["state"] for h in (history or [])] + [status["state"]]
@@ -252,10 +250,11 @@ def alert_card(
         red_flags=RED_FLAGS,
         style=PRIORITY_STYLE[concern.priority],
         recipient=recipient,
-        reporter_mention=reporter_mention,
+        reporter_name=_mention_name(concern.reporter.name),
+        mention_text=f"<at>{_mention_name(concern.reporter.name)}</at>",
         words=shown_words,
-        truncated=truncated,
-        hidden_chars=len(words) - len(shown_words),
+        truncated=len(parts) > 1,
+        parts=len(parts),
         fields=_alert_fields(concern),
         status_lines=[
             STATUS_TEXT[h["state"]].format(by=h["by"], at=_hhmm(h["at"]))
@@ -269,6 +268,21 @@ def alert_card(
         hhmm=_hhmm,
     )
     return json.loads(text)
+
+
+def word_parts(words: str) -> list[str]:
+    """The child's words in card-sized pieces; joined they are exactly the original."""
+    return [words[i : i + WORDS_LIMIT] for i in range(0, len(words), WORDS_LIMIT)] or [""]
+
+
+def words_card(part: str, number: int, total: int) -> dict[str, Any]:
+    title = f"The child's own words, continued (part {number} of {total}, verbatim)"
+    return card([heading(title), *verbatim(part)])
+
+
+def _mention_name(name: str) -> str:
+    # The mention sits in a TextBlock (Teams requires it): keep markdown and tags out of it.
+    return "".join(ch for ch in name if ch not in "*_~[]<>`\\") or "Staff member"
 
 
 def _alert_fields(concern: Concern) -> list[tuple[str, str]]:

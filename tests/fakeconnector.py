@@ -117,7 +117,7 @@ class FakeConnector:
                 continue
             if r.path == "/v3/conversations":
                 activity = r.json.get("activity")
-                if activity:
+                if activity and conversation_id is None:  # a new conversation is no other's
                     found.append(activity)
             elif re.fullmatch(r"/v3/conversations/[^/]+/activities(/[^/]+)?", r.path) and (
                 conversation_id is None or r.path.split("/")[3] == conversation_id

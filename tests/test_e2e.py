@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -316,3 +317,37 @@ async def test_a_message_from_another_tenant_is_refused(bot: RunningBot):
     status, _ = await bot.post(activity)
     assert status == 403
     assert bot.replies_to(REPORTER) == []
+
+
+async def test_very_long_words_are_never_cut_silently(bot: RunningBot):
+    long_words = "".join(f"line {i}: she said it again and again.\n" for i in range(600))
+    answers = list(WALKS["disclosure"])
+    answers[answers.index(WORDS)] = long_words
+    await report(bot, "disclosure", answers)
+    await bot.settle()
+    [post] = bot.channel_posts()
+    alert = alert_card(post)
+    assert any("Continued: part 1 of" in json.dumps(b) for b in alert["body"])
+    [conversation] = [c for c in bot.connector.conversations.values() if c.channel_id == CHANNEL]
+    replies = bot.connector.sent_activities(conversation.id)
+    parts = [text_runs(r["attachments"][0]["content"]) for r in replies if r.get("attachments")]
+    shown = [t for t in text_runs(alert) if t.startswith("line ") or t == " "]
+    rebuilt = "\n".join(shown) + "".join("\n".join(p) for p in parts)
+    assert rebuilt.replace(" \n", "\n").strip() == long_words.strip()
+    cards = [alert] + [r["attachments"][0]["content"] for r in replies if r.get("attachments")]
+    assert_valid_cards(cards)
+
+
+async def test_a_restart_resumes_the_staff_member_at_the_same_step(tmp_path: Path):
+    async with FakeConnector() as connector:
+        clock = Clock()
+        bot = await RunningBot(connector, tmp_path, clock).start()
+        await bot.post(bot.message(value={"action": "start", "flow": "disclosure"}))
+        await bot.say("no", "family", CHILD)
+        await bot.stop()
+        bot = await RunningBot(connector, tmp_path, clock).start()
+        await bot.say(*WALKS["disclosure"][3:], "send")
+        await bot.settle()
+        [post] = bot.channel_posts()
+        assert CHILD in text_runs(alert_card(post))
+        await bot.stop()
