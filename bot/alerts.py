@@ -18,13 +18,29 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from botbuilder.schema import Activity, ActivityTypes, Attachment, ConversationReference
+from botbuilder.schema import (
+    Activity,
+    ActivityTypes,
+    Attachment,
+    ChannelAccount,
+    ConversationReference,
+    Mention,
+)
 
 from bot.cards import alert_card, alert_fallback_text, word_parts, words_card
 from bot.errors import DeliveryError, DeliveryRefused
-from bot.store import OutboxItem, OutboxMessage, SqliteStore, StoredConcern
+from bot.store import OutboxItem, OutboxMessage, SqliteStore, StoredConcern, TimerSpec
+from bot.timing import (
+    CHASE_SOCIAL_CARE,
+    DEADLINE,
+    ESCALATE,
+    ESCALATION_TEXT,
+    deadline_timers,
+    escalation_step,
+)
 from dialogs.replies import Event
 from dialogs.session import recipient
+from flows.calendar import working_days_for
 from flows.concern import Action, Concern
 
 logger = logging.getLogger(__name__)
@@ -109,7 +125,9 @@ class AlertService:
         now = self.clock()
         if existing is None:
             messages = self._first_messages(concern, reporter_service_url)
-            await self.store.save_concern_and_enqueue(concern, messages, at=now)
+            await self.store.save_concern_and_enqueue(
+                concern, messages, at=now, timers=deadline_timers(concern, now)
+            )
             await self.store.audit(
                 concern.reporter.aad_object_id,
                 "concern_" + ("raised" if event.kind == "concern_raised" else "final"),
@@ -132,7 +150,6 @@ class AlertService:
         school = self.school
         base = {"route": route, "service_url": service_url or self.default_service_url}
         base["tenant_id"] = school.tenant_id
-        reporter = {"kind": "notify_reporter", "user_id": concern.reporter.aad_object_id}
         if route == "dsl_team":
             target = {
                 **base,
@@ -143,9 +160,7 @@ class AlertService:
             person = school.headteacher if route == "headteacher" else school.chair_of_governors
             target = {**base, "user_id": person.aad_object_id}
         else:  # the LADO directly: nobody in school is alerted; the reporter phones the LADO
-            return [
-                OutboxMessage("notify_reporter", {**base, **reporter}, {"text": _lado_text(school)})
-            ]
+            return [self.direct(concern.reporter.aad_object_id, _lado_text(school))]
         return [OutboxMessage("post_alert", target, {"concern_id": concern.id})]
 
     async def _enqueue_card_update(self, concern_id: str) -> None:
@@ -271,9 +286,13 @@ class AlertService:
         card = words_card(parts[part], part + 1, len(parts))
         return await self.messenger.reply_in_thread(ref, card_activity(card, "Words continued"))
 
-    async def _send_notify_reporter(self, item: OutboxItem) -> str:
+    async def _send_direct_message(self, item: OutboxItem) -> str:
         target = item.target
-        activity = Activity(type=ActivityTypes.message, text=item.payload["text"])
+        payload = item.payload
+        if payload.get("card"):
+            activity = card_activity(payload["card"], payload.get("text", ""))
+        else:
+            activity = Activity(type=ActivityTypes.message, text=payload["text"])
         ref = await self.store.get_conversation_ref("user", target["user_id"])
         if ref is not None:
             return await self.messenger.reply_in_thread(ref, activity)
@@ -290,14 +309,75 @@ class AlertService:
 
     # -- telling the reporter the truth ---------------------------------------------------
 
-    async def notify_reporter(self, concern: Concern, text: str) -> None:
+    def direct(self, user_aad_id: str, text: str, card: dict | None = None) -> OutboxMessage:
+        """A 1:1 message to one person (their existing chat with the bot, or a new one)."""
         target = {
-            "user_id": concern.reporter.aad_object_id,
+            "user_id": user_aad_id,
             "service_url": self.default_service_url,
             "tenant_id": self.school.tenant_id,
         }
-        await self.store.enqueue(concern.id, "notify_reporter", target, {"text": text})
+        payload: dict[str, Any] = {"text": text}
+        if card is not None:
+            payload["card"] = card
+        return OutboxMessage("direct_message", target, payload)
+
+    def in_thread(
+        self, concern_id: str, text: str, mentions: list[Any] | tuple[Any, ...] = ()
+    ) -> OutboxMessage:
+        """A reply in the alert's own thread, @mentioning these people."""
+        payload = {
+            "concern_id": concern_id,
+            "text": text,
+            "mentions": [{"id": p.aad_object_id, "name": p.name} for p in mentions],
+        }
+        return OutboxMessage("thread_message", {}, payload)
+
+    async def notify_reporter(self, concern: Concern, text: str) -> None:
+        message = self.direct(concern.reporter.aad_object_id, text)
+        await self.store.enqueue(concern.id, message.kind, message.target, message.payload)
         self.wakeup.set()
+
+    async def _send_thread_message(self, item: OutboxItem) -> str:
+        ref = await self.store.get_conversation_ref("alert", item.payload["concern_id"])
+        if ref is None:
+            raise DeliveryError("alert not posted yet", status=None, retry_after=2)
+        mentions = item.payload.get("mentions") or []
+        text = item.payload["text"]
+        entities = []
+        for person in mentions:
+            tag = f"<at>{person['name']}</at>"
+            text += f" {tag}"
+            entities.append(
+                Mention(
+                    mentioned=ChannelAccount(id=person["id"], name=person["name"]),
+                    text=tag,
+                    type="mention",
+                )
+            )
+        activity = Activity(type=ActivityTypes.message, text=text, entities=entities or None)
+        return await self.messenger.reply_in_thread(ref, activity)
+
+    async def _send_channel_post(self, item: OutboxItem) -> str:
+        """A new thread in the DSL channel that is not an alert (e.g. an incomplete report)."""
+        target = item.target
+        activity = card_activity(item.payload["card"], item.payload.get("text", ""))
+        _, activity_id = await self.messenger.post_to_channel(
+            target["service_url"],
+            target["tenant_id"],
+            target["team_id"],
+            target["channel_id"],
+            activity,
+        )
+        return activity_id
+
+    def channel_target(self) -> dict[str, Any]:
+        return {
+            "route": "dsl_team",
+            "service_url": self.default_service_url,
+            "tenant_id": self.school.tenant_id,
+            "team_id": self.school.dsl_channel.team_id,
+            "channel_id": self.school.dsl_channel.channel_id,
+        }
 
     async def _alert_delivered(self, item: OutboxItem) -> None:
         stored = await self._stored(item)
@@ -306,6 +386,8 @@ class AlertService:
             await self.store.enqueue(
                 stored.id, "words_part", {}, {"concern_id": stored.id, "part": part}
             )
+        # Nobody may have seen it yet: the escalation chain starts now (acknowledging stops it).
+        await self.store.schedule(escalation_step(self.school, stored.concern, self.clock(), 1))
         to = recipient(self.school, stored.concern.routing.route)
         at = _hhmm(self.clock(), self.school)
         await self.store.audit(None, "alert_delivered", stored.id, {"route": item.target["route"]})
@@ -383,8 +465,24 @@ class AlertService:
             concern = stored.concern
             concern.notes.append(Action(name, note, now.isoformat()))
             await self.store.save_concern(concern, status=stored.status, at=now)
-        else:
-            await self.store.set_concern_status(concern_id, state, at=now)
+        elif verb == "close":
+            await self.store.set_concern_status(concern_id, "closed", at=now)
+            await self.store.cancel_timers(concern_id=concern_id)
+        elif verb == "referred_lado":
+            await self.store.cancel_timers(key=f"{DEADLINE}:{concern_id}:lado_one_working_day:soon")
+            await self.store.cancel_timers(
+                key=f"{DEADLINE}:{concern_id}:lado_one_working_day:overdue"
+            )
+        elif verb == "referred_social_care":
+            # Social care should acknowledge within one working day: remind the DSL to chase.
+            due = working_days_for(self.school).within_one_working_day(now)
+            await self.store.schedule(
+                TimerSpec(
+                    CHASE_SOCIAL_CARE, due, {}, f"{CHASE_SOCIAL_CARE}:{concern_id}", concern_id
+                )
+            )
+        if verb in {"acknowledge", "close"}:
+            await self.store.cancel_timers(key=f"{ESCALATE}:{concern_id}")
         await self.store.audit(actor_aad_id, state, concern_id, {"verb": verb}, at=now)
         stored = await self.store.get_concern(concern_id)
         if verb == "acknowledge":
@@ -395,6 +493,36 @@ class AlertService:
         await self._enqueue_card_update(concern_id)
         self.wakeup.set()
         return ActResult(True, await self.render(stored), "Done.", stored)
+
+    async def reporter_update(
+        self, concern_id: str, actor_aad_id: str | None, action: str, value: str = ""
+    ) -> str:
+        """The reporter records something the procedure is waiting for (FGM police reference,
+        written record done). Only the reporter of that concern may; returns the reply."""
+        stored = await self.store.get_concern(concern_id)
+        if stored is None or stored.concern.reporter.aad_object_id != actor_aad_id:
+            return "That report is not one of yours. Nothing was changed."
+        now = self.clock()
+        concern = stored.concern
+        if action == "add_police_reference":
+            if not value.strip():
+                return "Type the police reference number first. Nothing was changed."
+            concern.police_reference = value
+            concern.actions_taken.append(Action("Police reference added", value, now.isoformat()))
+            await self.store.save_concern(concern, status=stored.status, at=now)
+            await self.store.cancel_timers(concern_id=concern_id, kinds=[DEADLINE])
+            reply = "Saved the police reference; the DSL's card now shows it. Thank you."
+        elif action == "written_record_done":
+            key = f"{DEADLINE}:{concern_id}:written_record"
+            for phase in ("soon", "overdue"):
+                await self.store.cancel_timers(key=f"{key}:{phase}")
+            reply = "Thank you - noted that the written record is done."
+        else:
+            return "Sorry, I did not understand that button. Nothing was changed."
+        await self.store.audit(actor_aad_id, action, concern_id, {}, at=now)
+        await self._enqueue_card_update(concern_id)
+        self.wakeup.set()
+        return reply
 
     def _name(self, aad_object_id: str | None) -> str:
         people = [*self.school.dsl_team(), self.school.headteacher, self.school.chair_of_governors]
@@ -418,7 +546,11 @@ class AlertService:
                 "closed",
             }
         ]
-        escalations = [e.detail.get("text", "") for e in entries if e.action == "escalated"]
+        escalations = [
+            f"Not picked up yet: {ESCALATION_TEXT[e.detail['to']]} at {_hhmm(e.at, self.school)}"
+            for e in entries
+            if e.action == "escalated"
+        ]
         notes = [
             {"state": "note", "by": n.label, "at": n.at, "text": n.value}
             for n in stored.concern.notes
@@ -428,6 +560,7 @@ class AlertService:
             recipient=recipient(self.school, stored.concern.routing.route),
             history=history + notes,
             escalations=escalations,
+            now=self.clock(),
         )
 
 

@@ -233,6 +233,7 @@ def alert_card(
     status: dict[str, Any] | None = None,
     history: list[dict[str, Any]] | None = None,
     escalations: list[str] | None = None,
+    now: datetime | None = None,
 ) -> dict[str, Any]:
     """The structured alert for the DSL team or case manager.
 
@@ -266,6 +267,9 @@ def alert_card(
         acknowledged="acknowledged" in done_states,
         closed="closed" in done_states,
         hhmm=_hhmm,
+        overdue={
+            d.id for d in concern.deadlines if now and datetime.fromisoformat(d.due_at) <= now
+        },
     )
     return json.loads(text)
 

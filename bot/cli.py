@@ -36,7 +36,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if args.data:
         environ["DATA_DIR"] = args.data
     settings = Settings.from_environ(environ)
-    serve(settings, _school(args))
+    serve(settings, _school(args), os.environ.get("SAFEGUARDING_CLOCK_FILE"))
     return 0
 
 

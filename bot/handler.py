@@ -14,7 +14,9 @@ from botbuilder.schema import Activity, ActivityTypes, Attachment, ChannelAccoun
 
 from bot.alerts import CARD, AlertService
 from bot.cards import reply_card
+from bot.reports import ReportsView, report_command
 from bot.store import SqliteStore
+from bot.timekeeper import Timekeeper
 from dialogs.replies import Reply, TurnResult
 from dialogs.session import Session
 from dialogs.text import reply_text
@@ -42,8 +44,10 @@ class SafeguardingBot(TeamsActivityHandler):
         store: SqliteStore,
         alerts: AlertService,
         clock: Callable[[], datetime],
+        timekeeper: Timekeeper | None = None,
     ) -> None:
         self.school = school
+        self.timekeeper = timekeeper
         self.store = store
         self.alerts = alerts
         self.clock = clock
@@ -90,6 +94,15 @@ class SafeguardingBot(TeamsActivityHandler):
         value = activity.value if isinstance(activity.value, dict) else None
         if value and value.get("verb") and value.get("concern_id"):
             return await self._card_action_by_submit(turn_context, value)
+        if value and value.get("action") in {"add_police_reference", "written_record_done"}:
+            reply = await self.alerts.reporter_update(
+                str(value.get("concern_id", "")),
+                (activity.from_property or ChannelAccount()).aad_object_id,
+                value["action"],
+                str(value.get("police_reference") or ""),
+            )
+            await turn_context.send_activity(reply)
+            return None
         if activity.conversation and activity.conversation.conversation_type in {
             "channel",
             "groupChat",
@@ -108,18 +121,31 @@ class SafeguardingBot(TeamsActivityHandler):
             name=sender.name or "Staff member", aad_object_id=sender.aad_object_id or sender.id
         )
         state = await self.sessions.get(turn_context, lambda: {})
+        command = report_command(activity.text, value, state.get("mode"))
+        if command:  # answered from the store; the session (their place in a flow) is untouched
+            view = ReportsView(self.school, self.store, self.clock)
+            in_flow = state.get("mode") in {"flow", "summary", "confirm_cancel"}
+            for reply in await view.replies(command, reporter, in_flow=in_flow):
+                await turn_context.send_activity(reply)
+            return None
         session = Session(self.school, reporter, state)
         # Typed text is passed on exactly as sent: a child's words are never altered.
         result = session.handle(activity.text or "", value, now=self.clock())
-        await self._apply(turn_context, result)
+        await self._apply(turn_context, result, reporter)
         return None
 
-    async def _apply(self, turn_context: TurnContext, result: TurnResult) -> None:
+    async def _apply(
+        self, turn_context: TurnContext, result: TurnResult, reporter: Reporter
+    ) -> None:
         # The concern is written (with its outbox) before the staff member is told anything.
         for event in result.events:
             await self.alerts.on_event(event, turn_context.activity.service_url)
         await self.sessions.set(turn_context, result.state)
         await self.user_state.save_changes(turn_context)
+        if self.timekeeper is not None:
+            await self.timekeeper.on_turn(
+                self.user_state.get_storage_key(turn_context), reporter, result.state
+            )
         for reply in result.replies:
             await turn_context.send_activity(_reply_activity(reply))
 

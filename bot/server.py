@@ -6,7 +6,7 @@ import asyncio
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from aiohttp import web
@@ -14,16 +14,14 @@ from aiohttp import web
 from bot.adapter import create_adapter
 from bot.alerts import AlertService
 from bot.app import create_app
+from bot.clock import FileClock, utc_now
 from bot.connector import TeamsConnector
 from bot.handler import SafeguardingBot
 from bot.settings import Settings
 from bot.store import SqliteStore, open_store
+from bot.timekeeper import Timekeeper
 
 logger = logging.getLogger(__name__)
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 @dataclass
@@ -34,6 +32,7 @@ class Server:
     store: SqliteStore
     alerts: AlertService
     bot: SafeguardingBot
+    timekeeper: Timekeeper
 
 
 def build_server(
@@ -51,27 +50,33 @@ def build_server(
     alerts = AlertService(
         store, messenger, school, clock=clock, default_service_url=default_service_url
     )
-    bot = SafeguardingBot(school=school, store=store, alerts=alerts, clock=clock)
+    timekeeper = Timekeeper(store, alerts, school, clock=clock)
+    bot = SafeguardingBot(
+        school=school, store=store, alerts=alerts, clock=clock, timekeeper=timekeeper
+    )
     # Only the school's own tenant may talk to the bot (plus any the settings add).
     tenants = set(settings.allowed_tenant_ids) | {school.tenant_id}
     app = create_app(settings, bot, store, adapter, allowed_tenant_ids=tenants)
 
     async def outbox_worker(_: web.Application):
-        # The durable outbox is drained in the background for as long as the app runs.
+        # The outbox and the timers run in the background for as long as the app runs.
         stop = asyncio.Event()
-        task = asyncio.create_task(alerts.run(stop, poll_seconds))
+        tasks = [
+            asyncio.create_task(alerts.run(stop, poll_seconds)),
+            asyncio.create_task(timekeeper.run(stop, poll_seconds)),
+        ]
         yield
         stop.set()
         alerts.wakeup.set()
-        await task
+        await asyncio.gather(*tasks)
         store.close()
 
     app.cleanup_ctx.append(outbox_worker)
-    return Server(app, store, alerts, bot)
+    return Server(app, store, alerts, bot, timekeeper)
 
 
-def serve(settings: Settings, school: Any) -> None:
-    server = build_server(settings, school)
+def serve(settings: Settings, school: Any, clock_file: str | None = None) -> None:
+    server = build_server(settings, school, clock=FileClock(clock_file) if clock_file else utc_now)
     logger.info(
         "serving school=%s on http://%s:%d/api/messages data=%s",
         school.id,

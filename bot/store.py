@@ -108,6 +108,31 @@ MIGRATIONS: tuple[str, ...] = (
     );
     """,
 )
+MIGRATIONS += (
+    # 2: durable timers (escalation, deadlines, stalled reports). A timer is a row, not a
+    # sleep: it survives restarts, and claiming it is a conditional update, so it fires once.
+    """
+    CREATE TABLE timers (
+        id TEXT PRIMARY KEY,
+        kind TEXT NOT NULL,
+        key TEXT,
+        concern_id TEXT,
+        due_at TEXT NOT NULL,
+        payload TEXT NOT NULL,
+        status TEXT NOT NULL
+            CHECK (status IN ('pending', 'firing', 'done', 'cancelled')),
+        attempts INTEGER NOT NULL DEFAULT 0,
+        claimed_at TEXT,
+        last_error TEXT,
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+    );
+    CREATE INDEX timers_due ON timers (status, due_at);
+    CREATE INDEX timers_by_concern ON timers (concern_id);
+    CREATE UNIQUE INDEX timers_pending_key ON timers (key)
+        WHERE key IS NOT NULL AND status = 'pending';
+    """,
+)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
@@ -171,6 +196,29 @@ class OutboxItem:
     created_at: datetime
     last_error: str | None = None
     delivered_activity_id: str | None = None
+
+
+@dataclass(frozen=True)
+class TimerSpec:
+    """A timer to set: `key` makes it replace a live timer with the same key (reschedule)."""
+
+    kind: str
+    due_at: datetime
+    payload: Mapping[str, Any] = field(default_factory=dict)
+    key: str | None = None
+    concern_id: str | None = None
+
+
+@dataclass(frozen=True)
+class Timer:
+    id: str
+    kind: str
+    key: str | None
+    concern_id: str | None
+    due_at: datetime
+    payload: dict[str, Any]
+    status: str
+    attempts: int
 
 
 @dataclass(frozen=True)
@@ -412,14 +460,17 @@ class SqliteStore(Storage):
         *,
         status: str = "raised",
         at: datetime | None = None,
+        timers: Sequence[TimerSpec] = (),
     ) -> list[str]:
-        """Save the concern and its outgoing messages in ONE transaction; return outbox ids."""
+        """Save the concern, its outgoing messages and its timers in ONE transaction."""
         now = self._now(at)
         row = _concern_row(concern, status, now)
         rows = [_outbox_row(concern.id, message, now) for message in messages]
 
         def work(conn: sqlite3.Connection) -> list[str]:
             _upsert_concern(conn, row)
+            for timer in timers:
+                _insert_timer(conn, timer, now)
             return [_insert_outbox(conn, outbox_row) for outbox_row in rows]
 
         return await self._write(work)
@@ -670,6 +721,130 @@ class SqliteStore(Storage):
             )
         )
 
+    # -- timers ----------------------------------------------------------------------------
+
+    async def schedule(self, timer: TimerSpec) -> str:
+        """Set a timer (replacing a live one with the same key); returns its id."""
+        now = self._now()
+        return await self._write(lambda conn: _insert_timer(conn, timer, now))
+
+    async def cancel_timers(
+        self, *, key: str | None = None, concern_id: str | None = None, kinds: Sequence[str] = ()
+    ) -> int:
+        """Cancel pending timers by key, or by concern (optionally only these kinds)."""
+        if key is None and concern_id is None:
+            raise ValueError("cancel_timers needs a key or a concern_id")
+        clauses, params = ["status = 'pending'"], [self._now()]
+        if key is not None:
+            clauses.append("key = ?")
+            params.append(key)
+        if concern_id is not None:
+            clauses.append("concern_id = ?")
+            params.append(concern_id)
+        if kinds:
+            clauses.append(f"kind IN ({','.join('?' * len(kinds))})")
+            params.extend(kinds)
+        sql = (
+            f"UPDATE timers SET status = 'cancelled', updated_at = ? WHERE {' AND '.join(clauses)}"
+        )
+        return await self._write(lambda conn: conn.execute(sql, params).rowcount)
+
+    async def claim_due_timers(self, now: datetime | None = None, limit: int = 20) -> list[Timer]:
+        """Mark due timers 'firing' and return them. A firing timer whose worker died (its
+        claim is older than the lease) is due again; a finished one never fires twice."""
+        at = now or self._clock()
+        now_text, expired = _iso(at), _iso(at - self._lease)
+
+        def work(conn: sqlite3.Connection) -> list[Timer]:
+            rows = conn.execute(
+                "SELECT id FROM timers WHERE (status = 'pending' AND due_at <= ?)"
+                " OR (status = 'firing' AND claimed_at <= ?) ORDER BY due_at LIMIT ?",
+                (now_text, expired, limit),
+            ).fetchall()
+            ids = [r["id"] for r in rows]
+            conn.executemany(
+                "UPDATE timers SET status = 'firing', claimed_at = ?, attempts = attempts + 1,"
+                " updated_at = ? WHERE id = ?",
+                [(now_text, now_text, i) for i in ids],
+            )
+            return [
+                _timer(conn.execute("SELECT * FROM timers WHERE id = ?", (i,)).fetchone())
+                for i in ids
+            ]
+
+        return await self._write(work)
+
+    async def finish_timer(
+        self,
+        timer_id: str,
+        *,
+        messages: Sequence[tuple[str | None, OutboxMessage]] = (),
+        then: Sequence[TimerSpec] = (),
+        audit: Sequence[tuple[str | None, str, str | None, Mapping[str, Any]]] = (),
+    ) -> bool:
+        """Close a fired timer and commit what it caused - outgoing messages, follow-up timers,
+        audit entries - in ONE transaction, so a timer's effects happen exactly once."""
+        now = self._now()
+
+        def work(conn: sqlite3.Connection) -> bool:
+            cur = conn.execute(
+                "UPDATE timers SET status = 'done', claimed_at = NULL, updated_at = ?"
+                " WHERE id = ? AND status = 'firing'",
+                (now, timer_id),
+            )
+            if cur.rowcount != 1:
+                return False  # cancelled meanwhile, or already finished elsewhere
+            for concern_id, message in messages:
+                _insert_outbox(conn, _outbox_row(concern_id, message, now))
+            for spec in then:
+                _insert_timer(conn, spec, now)
+            for actor, action, concern_id, detail in audit:
+                conn.execute(
+                    "INSERT INTO audit (at, actor_aad_id, action, concern_id, detail)"
+                    " VALUES (?, ?, ?, ?, ?)",
+                    (now, actor, action, concern_id, _dumps(dict(detail))),
+                )
+            return True
+
+        return await self._write(work)
+
+    async def count_due_timers(self, now: datetime | None = None) -> int:
+        """Timers due now that have not finished (pending and due, or firing)."""
+        now_text = _iso(now or self._clock())
+        return await self._run(
+            lambda conn: conn.execute(
+                "SELECT COUNT(*) FROM timers WHERE (status = 'pending' AND due_at <= ?)"
+                " OR status = 'firing'",
+                (now_text,),
+            ).fetchone()[0]
+        )
+
+    async def retry_timer(self, timer_id: str, next_at: datetime, error: str) -> None:
+        await self._write(
+            lambda conn: conn.execute(
+                "UPDATE timers SET status = 'pending', due_at = ?, last_error = ?,"
+                " claimed_at = NULL, updated_at = ? WHERE id = ? AND status = 'firing'",
+                (_iso(next_at), error[:200], self._now(), timer_id),
+            )
+        )
+
+    async def timers(self, *, concern_id: str | None = None, key: str | None = None) -> list[Timer]:
+        """Every timer for a concern or key, oldest due first (for tests and the card)."""
+        clauses, params = [], []
+        if concern_id is not None:
+            clauses.append("concern_id = ?")
+            params.append(concern_id)
+        if key is not None:
+            clauses.append("key = ?")
+            params.append(key)
+        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+        return await self._run(
+            lambda conn: [
+                _timer(r)
+                for r in conn.execute(f"SELECT * FROM timers {where} ORDER BY due_at", params)
+            ]
+        )
+
     # -- conversation references -----------------------------------------------------------
 
     async def save_conversation_ref(
@@ -803,6 +978,44 @@ def _insert_outbox(conn: sqlite3.Connection, row: tuple) -> str:
         (*row, row[-1]),
     )
     return row[0]
+
+
+def _insert_timer(conn: sqlite3.Connection, spec: TimerSpec, now: str) -> str:
+    if spec.key is not None:
+        conn.execute(
+            "UPDATE timers SET status = 'cancelled', updated_at = ?"
+            " WHERE key = ? AND status = 'pending'",
+            (now, spec.key),
+        )
+    timer_id = str(uuid.uuid4())
+    conn.execute(
+        "INSERT INTO timers (id, kind, key, concern_id, due_at, payload, status, created_at,"
+        " updated_at) VALUES (?, ?, ?, ?, ?, ?, 'pending', ?, ?)",
+        (
+            timer_id,
+            spec.kind,
+            spec.key,
+            spec.concern_id,
+            _iso(spec.due_at),
+            _dumps(dict(spec.payload)),
+            now,
+            now,
+        ),
+    )
+    return timer_id
+
+
+def _timer(row: sqlite3.Row) -> Timer:
+    return Timer(
+        id=row["id"],
+        kind=row["kind"],
+        key=row["key"],
+        concern_id=row["concern_id"],
+        due_at=datetime.fromisoformat(row["due_at"]),
+        payload=json.loads(row["payload"]),
+        status=row["status"],
+        attempts=row["attempts"],
+    )
 
 
 def _fetch_outbox(conn: sqlite3.Connection, outbox_id: str) -> sqlite3.Row | None:

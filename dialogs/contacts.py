@@ -109,3 +109,17 @@ def _dsl_team(profile: Any, now: datetime) -> Reply:
         + ("" if phones else "\nNo phone number for the DSL team is in the school profile."),
         contacts=tuple(view(c, now) for c in dict.fromkeys(phones)),
     )
+
+
+def out_of_hours(profile: Any, now: datetime) -> Reply:
+    """Shown before the first question outside school hours: who to call now."""
+    numbers = [profile.contact("emergency")] + [c for c in profile.contacts if c.out_of_hours]
+    return Reply(
+        kind="contacts",
+        title="It is outside school hours",
+        text="If a child is in immediate danger, phone "
+        f"{profile.contact('emergency').number} now. Out of hours, call these now - do not "
+        "wait for the DSL to read this report. I will still send the report to the DSL team.",
+        contacts=tuple(view(c, now) for c in numbers),
+        urgent=True,
+    )

@@ -34,6 +34,7 @@ HELP = (
     "must act. Type or press:\n"
     "- 'report' (or just tell me what happened) to start a report\n"
     "- 'back' to change your last answer, 'cancel' to stop\n"
+    "- 'my reports' to see what happened to reports you made ('open concerns': DSL team)\n"
     "- 'contacts', or a name like 'lado', 'police', 'out of hours', 'dsl' for a number\n"
     "If a child is in immediate danger, phone 999 now - do not wait for me."
 )
@@ -255,6 +256,8 @@ class Session:
         self._replies.append(
             Reply(kind="text", title=definition.title, text=definition.description)
         )
+        if not prefill and not self.profile.in_school_hours(now):
+            self._replies.append(contacts.out_of_hours(self.profile, now))
         if prefill:  # answers kept from the flow we switched from are not asked again
             with self._run() as run:
                 run.skip_prefilled()

@@ -197,11 +197,15 @@ class RunningBot:
         return found
 
     async def settle(self, timeout: float = 5.0) -> None:
-        """Wait until the outbox has nothing due now (the worker runs in the background)."""
+        """Wait until no timer or message is due now (both workers run in the background)."""
         assert self.server is not None
         deadline = asyncio.get_running_loop().time() + timeout
         while asyncio.get_running_loop().time() < deadline:
-            if not await self.server.store.count_due(self.clock()):
+            store, now = self.server.store, self.clock()
+            # Timers first: a finishing timer adds its messages to the outbox atomically.
+            timers = await store.count_due_timers(now)
+            messages = await store.count_due(now)
+            if not (timers or messages or await store.count_due_timers(now)):
                 return
             await asyncio.sleep(0.02)
         raise AssertionError("outbox did not settle")

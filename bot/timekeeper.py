@@ -1,0 +1,438 @@
+"""The Timekeeper: fires durable timers - escalation, deadline reminders, stalled reports.
+
+A timer is claimed with a conditional update and finished in one transaction with what it
+caused (outgoing messages, next timers, audit), so a restart or crash loses none and a
+timer's effects happen once. Handlers only read and decide; the outbox does the sending.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from bot.alerts import AlertService
+from bot.cards import card, heading, verbatim
+from bot.errors import SafeguardingBotError
+from bot.store import OutboxMessage, SqliteStore, StoredConcern, Timer, TimerSpec
+from bot.timing import (
+    CHASE_SOCIAL_CARE,
+    DEADLINE,
+    ESCALATE,
+    MID_REPORT,
+    STALLED_NOTICE,
+    STALLED_REMINDER,
+    escalation_step,
+    stalled_timers,
+)
+from flows.calendar import working_days_for
+from flows.catalogue import catalogue
+from flows.concern import Reporter
+from flows.engine import CompiledFlow, FlowContext
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class Effects:
+    """What firing a timer causes; committed with the timer in one transaction."""
+
+    messages: list[tuple[str | None, OutboxMessage]] = field(default_factory=list)
+    then: list[TimerSpec] = field(default_factory=list)
+    audit: list[tuple[str | None, str, str | None, Mapping[str, Any]]] = field(default_factory=list)
+
+
+class Timekeeper:
+    def __init__(
+        self,
+        store: SqliteStore,
+        alerts: AlertService,
+        school: Any,
+        *,
+        clock: Callable[[], datetime],
+        flows: Mapping[str, CompiledFlow] | None = None,
+    ) -> None:
+        self.store = store
+        self.alerts = alerts
+        self.school = school
+        self.clock = clock
+        self.flows = flows or catalogue()
+
+    # -- the loop ------------------------------------------------------------------------
+
+    async def fire_due(self) -> int:
+        timers = await self.store.claim_due_timers(self.clock())
+        for timer in timers:
+            await self._fire(timer)
+        return len(timers)
+
+    async def run(self, stop: asyncio.Event, poll_seconds: float = 1.0) -> None:
+        while not stop.is_set():
+            try:
+                while await self.fire_due():
+                    pass
+            except Exception as exc:  # never let the loop die; the rows stay for next time
+                logger.error("timer pass failed: %s", type(exc).__name__)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), poll_seconds)
+
+    async def _fire(self, timer: Timer) -> None:
+        try:
+            effects = await getattr(self, f"_on_{timer.kind}")(timer)
+        except SafeguardingBotError as exc:
+            await self.store.retry_timer(timer.id, self.clock() + timedelta(seconds=30), str(exc))
+            logger.warning("timer %s %s failed: %s", timer.id, timer.kind, type(exc).__name__)
+            return
+        done = await self.store.finish_timer(
+            timer.id, messages=effects.messages, then=effects.then, audit=effects.audit
+        )
+        logger.info(
+            "timer %s %s fired effects=%d finished=%s",
+            timer.id,
+            timer.kind,
+            len(effects.messages),
+            done,
+        )
+        if effects.messages:
+            self.alerts.wakeup.set()
+
+    # -- escalation ----------------------------------------------------------------------
+
+    async def _on_escalate(self, timer: Timer) -> Effects:
+        stored = await self.store.get_concern(timer.concern_id or "")
+        effects = Effects()
+        if stored is None or stored.acknowledged_by or stored.status == "closed":
+            return effects  # picked up: the chain stops here
+        step, minutes = timer.payload["step"], timer.payload["minutes"]
+        concern = stored.concern
+        school = self.school
+        alerts = self.alerts
+        waited = f"{_total_minutes(stored, self.clock())} minutes"
+        urgent = "URGENT " if concern.priority == "urgent" else ""
+        route = concern.routing.route
+        to: str | None = None
+        if route == "dsl_team":
+            if step == 1:
+                to = "deputies"
+                effects.messages.append(
+                    (
+                        concern.id,
+                        alerts.in_thread(
+                            concern.id,
+                            f"Not picked up after {waited}. Can one of you take this now?",
+                            school.deputies or (school.dsl,),
+                        ),
+                    )
+                )
+                effects.messages.append(
+                    (
+                        concern.id,
+                        alerts.direct(concern.reporter.aad_object_id, _nobody_yet(school, waited)),
+                    )
+                )
+            elif step == 2:
+                to = "dsl_team_direct"
+                text = (
+                    f"An {urgent}safeguarding alert in the '{school.dsl_channel.name}' channel has "
+                    f"not been picked up for {waited}. Please open it now and press Acknowledge."
+                )
+                for person in school.dsl_team():
+                    effects.messages.append((concern.id, alerts.direct(person.aad_object_id, text)))
+            elif step == 3:
+                to = "headteacher"
+                text = (
+                    f"An {urgent}safeguarding alert has not been picked up by the DSL team for "
+                    f"{waited}. Please make sure someone acts on it now (the "
+                    f"'{school.dsl_channel.name}' channel)."
+                )
+                effects.messages.append(
+                    (concern.id, alerts.direct(school.headteacher.aad_object_id, text))
+                )
+        else:
+            manager = (
+                school.chair_of_governors if route == "chair_of_governors" else school.headteacher
+            )
+            text = (
+                f"Reminder: a confidential report about an adult in school was sent to you "
+                f"{waited} ago and has not been acknowledged. Open it and press Acknowledge."
+            )
+            if step == 1:
+                to = "case_manager"
+                effects.messages.append((concern.id, alerts.direct(manager.aad_object_id, text)))
+                effects.messages.append(
+                    (
+                        concern.id,
+                        alerts.direct(
+                            concern.reporter.aad_object_id, _nobody_yet_allegation(school, waited)
+                        ),
+                    )
+                )
+            elif (
+                step == 2
+                and route == "headteacher"
+                and school.deputy_head
+                and concern.subject_role != "The deputy headteacher"
+            ):
+                to = "deputy_head"
+                effects.messages.append(
+                    (
+                        concern.id,
+                        alerts.direct(
+                            school.deputy_head.aad_object_id,
+                            text.replace("to you", "to the headteacher"),
+                        ),
+                    )
+                )
+        if to is None:
+            return effects  # the chain has run out
+        effects.audit.append((None, "escalated", concern.id, {"step": step, "to": to}))
+        effects.messages.append(
+            (concern.id, OutboxMessage("update_card", {}, {"concern_id": concern.id}))
+        )
+        if step < 3:
+            effects.then.append(escalation_step(school, concern, self.clock(), step + 1))
+        logger.info("escalation concern=%s step=%d after=%dm", concern.id, step, minutes)
+        return effects
+
+    # -- deadlines -----------------------------------------------------------------------
+
+    async def _on_deadline(self, timer: Timer) -> Effects:
+        stored = await self.store.get_concern(timer.concern_id or "")
+        effects = Effects()
+        if stored is None or stored.status == "closed":
+            return effects
+        deadline_id, phase = timer.payload["deadline"], timer.payload["phase"]
+        if await self._satisfied(stored, deadline_id):
+            return effects
+        concern = stored.concern
+        deadline = next((d for d in concern.deadlines if d.id == deadline_id), None)
+        if deadline is None:
+            return effects
+        due = datetime.fromisoformat(deadline.due_at).astimezone(self.school.timezone)
+        when = due.strftime("%a %d %b %H:%M")
+        lead = "OVERDUE" if phase == "overdue" else "Due soon"
+        text = f"{lead}: {deadline.label} - by {when}."
+        for message in self._deadline_messages(stored, deadline.owner, deadline_id, text):
+            effects.messages.append((concern.id, message))
+        effects.audit.append(
+            (None, "deadline_reminder", concern.id, {"deadline": deadline_id, "phase": phase})
+        )
+        if phase == "overdue":  # the card turns the deadline red
+            effects.messages.append(
+                (concern.id, OutboxMessage("update_card", {}, {"concern_id": concern.id}))
+            )
+        return effects
+
+    async def _satisfied(self, stored: StoredConcern, deadline_id: str) -> bool:
+        concern = stored.concern
+        actions = {e.action for e in await self.store.audit_entries(stored.id)}
+        if deadline_id.startswith("fgm_"):
+            return bool(concern.police_reference)
+        if deadline_id == "lado_one_working_day":
+            return "referred_lado" in actions
+        if deadline_id == "written_record":
+            return "written_record_done" in actions
+        if deadline_id == "missing_police_threshold":
+            done = {a.label: a.value for a in concern.actions_taken}
+            return (
+                bool(concern.police_reference)
+                or "Found or returned at" in done
+                or any(
+                    label.startswith("Reported missing") and value != "Not yet"
+                    for label, value in done.items()
+                )
+            )
+        return False
+
+    def _deadline_messages(
+        self, stored: StoredConcern, owner: str, deadline_id: str, text: str
+    ) -> list[OutboxMessage]:
+        concern = stored.concern
+        alerts = self.alerts
+        if owner == "reporter":
+            return [
+                alerts.direct(
+                    concern.reporter.aad_object_id,
+                    text,
+                    _owner_card(concern.id, deadline_id, text, self.school),
+                )
+            ]
+        if owner == "case_manager":
+            manager = (
+                self.school.chair_of_governors
+                if concern.routing.route == "chair_of_governors"
+                else self.school.headteacher
+            )
+            return [alerts.direct(manager.aad_object_id, text)]
+        return [alerts.in_thread(concern.id, text, self.school.dsl_team())]
+
+    async def _on_chase_social_care(self, timer: Timer) -> Effects:
+        stored = await self.store.get_concern(timer.concern_id or "")
+        effects = Effects()
+        if stored is None or stored.status == "closed":
+            return effects
+        text = (
+            "Children's social care should have acknowledged the referral by now (one working "
+            "day). If they have not, chase them today."
+        )
+        effects.messages.append(
+            (stored.id, self.alerts.in_thread(stored.id, text, self.school.dsl_team()))
+        )
+        effects.audit.append((None, "chase_social_care", stored.id, {}))
+        return effects
+
+    # -- stalled reports -----------------------------------------------------------------
+
+    async def on_turn(self, storage_key: str, reporter: Reporter, state: Mapping[str, Any]) -> None:
+        """After every 1:1 turn: a report left mid-way gets timers; a finished one loses them."""
+        if state.get("mode") in MID_REPORT:
+            who = {"aad": reporter.aad_object_id, "name": reporter.name}
+            for spec in stalled_timers(self.school, storage_key, who, self.clock()):
+                await self.store.schedule(spec)
+        else:
+            for kind in (STALLED_REMINDER, STALLED_NOTICE):
+                await self.store.cancel_timers(key=f"{kind}:{storage_key}")
+
+    async def _session(self, timer: Timer) -> dict[str, Any] | None:
+        items = await self.store.read([timer.payload["storage_key"]])
+        state = (items.get(timer.payload["storage_key"]) or {}).get("session") or {}
+        return state if state.get("mode") in MID_REPORT else None
+
+    async def _on_stalled_reminder(self, timer: Timer) -> Effects:
+        effects = Effects()
+        state = await self._session(timer)
+        if state is None:
+            return effects
+        flow = self.flows[state["flow"]["flow"]].definition
+        text = (
+            f"You started a report ('{flow.title}') and have not finished it. Nothing has been "
+            "sent yet. Reply here to carry on exactly where you stopped, or type 'cancel'. If a "
+            "child is in immediate danger, phone 999 now."
+        )
+        effects.messages.append((None, self.alerts.direct(timer.payload["aad"], text)))
+        effects.audit.append((timer.payload["aad"], "stalled_reminder", None, {"flow": flow.id}))
+        return effects
+
+    async def _on_stalled_notice(self, timer: Timer) -> Effects:
+        effects = Effects()
+        state = await self._session(timer)
+        if state is None:
+            return effects
+        flow_state = state["flow"]
+        compiled = self.flows[flow_state["flow"]]
+        reporter = Reporter(timer.payload["name"], timer.payload["aad"])
+        context = FlowContext(self.school, reporter, working_days_for(self.school))
+        with compiled.attach(flow_state, context) as run:
+            partial = run.concern(state.get("concern_id") or "incomplete", self.clock())
+            captured = run.answers_for_display()
+            labels = {s.id: s.label for s in compiled.definition.steps}
+        started = datetime.fromisoformat(flow_state["started_at"]).astimezone(self.school.timezone)
+        notice = _incomplete_card(
+            compiled.definition.title,
+            reporter.name,
+            started.strftime("%a %d %b %H:%M"),
+            [(labels[k], v) for k, v in captured.items()],
+        )
+        text = f"Incomplete report started by {reporter.name}"
+        route = partial.routing.route
+        if route == "dsl_team":
+            message = OutboxMessage(
+                "channel_post", self.alerts.channel_target(), {"card": notice, "text": text}
+            )
+        elif route in {"headteacher", "chair_of_governors"}:
+            manager = (
+                self.school.headteacher
+                if route == "headteacher"
+                else self.school.chair_of_governors
+            )
+            message = self.alerts.direct(manager.aad_object_id, text, notice)
+        else:
+            return effects  # the LADO route tells nobody in school
+        effects.messages.append((None, message))
+        effects.audit.append(
+            (reporter.aad_object_id, "incomplete_report_notice", None, {"route": route})
+        )
+        return effects
+
+
+def _total_minutes(stored: StoredConcern, now: datetime) -> int:
+    return max(1, round((now - stored.created_at).total_seconds() / 60))
+
+
+def _nobody_yet(school: Any, waited: str) -> str:
+    phones = [school.contact(p.phone) for p in school.dsl_team() if p.phone]
+    numbers = "; ".join(f"{c.name} {c.number}" for c in phones if c.number)
+    people = ", ".join(p.name for p in school.dsl_team())
+    how = f"phone them now: {numbers}" if numbers else f"find {people} in person now"
+    return (
+        f"Nobody has picked up your report yet ({waited}). I am chasing the DSL team. If it is "
+        f"urgent, {how}. If a child is in immediate danger, phone "
+        f"{school.contact('emergency').number}."
+    )
+
+
+def _nobody_yet_allegation(school: Any, waited: str) -> str:
+    lado = school.contact("lado")
+    return (
+        f"Your report has not been acknowledged yet ({waited}). I have reminded them. If you "
+        f"cannot reach them, you may contact the LADO directly: {lado.name} {lado.number or ''}."
+    ).replace(" .", ".")
+
+
+def _owner_card(concern_id: str, deadline_id: str, text: str, school: Any) -> dict | None:
+    """Reminder cards that let the owner record that it is done."""
+    if deadline_id.startswith("fgm_"):
+        body = [
+            heading(text),
+            {
+                "type": "Input.Text",
+                "id": "police_reference",
+                "label": "Police reference number",
+                "isRequired": True,
+                "errorMessage": "Type the reference the police gave you.",
+            },
+        ]
+        data = {"action": "add_police_reference", "concern_id": concern_id}
+        return card(body, [{"type": "Action.Submit", "title": "Save the reference", "data": data}])
+    if deadline_id == "written_record":
+        system = school.rules.recording_system or "the school's recording system"
+        data = {"action": "written_record_done", "concern_id": concern_id}
+        return card(
+            [heading(text)],
+            [{"type": "Action.Submit", "title": f"Done - it is on {system}", "data": data}],
+        )
+    return None
+
+
+def _incomplete_card(title: str, who: str, started: str, facts: list[tuple[str, str]]) -> dict:
+    body: list[dict[str, Any]] = [
+        {
+            "type": "Container",
+            "style": "warning",
+            "items": [
+                heading("INCOMPLETE REPORT - not finished by the member of staff", color="Warning"),
+                heading(title),
+                {
+                    "type": "TextBlock",
+                    "wrap": True,
+                    "text": f"Started by {who} at {started}. They have been reminded: check "
+                    "with them.",
+                },
+            ],
+        }
+    ]
+    for label, value in facts:
+        body.append(
+            {"type": "TextBlock", "text": label, "wrap": True, "weight": "Bolder", "size": "Small"}
+        )
+        body.extend(verbatim(value))
+    out = card(body)
+    out["fallbackText"] = f"Incomplete report: {title}"
+    return out
+
+
+__all__ = ["CHASE_SOCIAL_CARE", "DEADLINE", "ESCALATE", "Timekeeper"]

@@ -1,0 +1,196 @@
+# Never lost, never late: escalation, deadlines, stalled reports, out of hours - with a clock
+# the test moves, through the real HTTP endpoint and a fake Bot Connector.
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from tests.e2e import CHANNEL, DEPUTY, DSL, HEAD, REPORTER, SCHOOL, Clock, RunningBot
+from tests.fakeconnector import FakeConnector
+from tests.test_e2e import WALKS, alert_card, report, text_runs
+
+URGENT_DISCLOSURE = ["yes", "now", *WALKS["disclosure"][1:]]
+
+
+@pytest.fixture
+async def bot(tmp_path: Path) -> AsyncIterator[RunningBot]:
+    async with FakeConnector() as connector:
+        running = await RunningBot(connector, tmp_path, Clock()).start()
+        yield running
+        await running.stop()
+
+
+def thread_messages(bot: RunningBot) -> list[dict]:
+    [conversation] = [c for c in bot.connector.conversations.values() if c.channel_id == CHANNEL]
+    return [a for a in bot.connector.sent_activities(conversation.id) if not a.get("attachments")]
+
+
+def direct_texts(bot: RunningBot, user) -> list[str]:
+    return [a.get("text") or "" for a in bot.direct_messages(user)]
+
+
+async def later(bot: RunningBot, minutes: float) -> None:
+    bot.clock.advance(minutes=minutes)
+    await bot.settle()
+
+
+async def test_an_unacknowledged_urgent_alert_mentions_the_deputies_after_five_minutes(bot):
+    await report(bot, "disclosure", URGENT_DISCLOSURE)
+    assert thread_messages(bot) == []
+    await later(bot, 4)
+    assert thread_messages(bot) == []  # not yet: the profile says five minutes
+    await later(bot, 1.5)
+    [nudge] = thread_messages(bot)
+    mentioned = {e["mentioned"]["id"] for e in nudge["entities"] if e["type"] == "mention"}
+    assert mentioned == {d.aad_object_id for d in SCHOOL.deputies}
+    assert "Nobody has picked up your report yet" in bot.texts_to(REPORTER)
+    # the card shows the step
+    updates = bot.connector.requests_to(r"/activities/", "PUT")
+    assert "deputy DSLs @mentioned" in str(updates[-1].json)
+
+
+async def test_acknowledging_at_minute_six_stops_the_chain(bot):
+    await report(bot, "disclosure", URGENT_DISCLOSURE)
+    await later(bot, 5.5)
+    assert len(thread_messages(bot)) == 1
+    await later(bot, 0.5)
+    [post] = bot.channel_posts()
+    [conversation] = [c for c in bot.connector.conversations.values() if c.channel_id == CHANNEL]
+    root = next(iter(conversation.activities))
+    concern_id = alert_card(post)["actions"][0]["data"]["concern_id"]
+    status, _ = await bot.post(
+        bot.press("acknowledge", concern_id, user=DEPUTY, thread=conversation.id, reply_to=root)
+    )
+    assert status == 200
+    await later(bot, 30)
+    assert not [t for t in direct_texts(bot, DSL) if "not been picked up" in t]
+    assert not [t for t in direct_texts(bot, HEAD) if "not been picked up" in t]
+    assert len(thread_messages(bot)) == 1
+
+
+async def test_when_nobody_acts_the_full_chain_fires_in_order(bot):
+    await report(bot, "disclosure", URGENT_DISCLOSURE)
+    for _ in range(4):
+        await later(bot, 5.5)
+    order = []
+    for request in bot.connector.requests:
+        body = request.json if isinstance(request.json, dict) else {}
+        text = str(body.get("text") or (body.get("activity") or {}).get("text") or "")
+        if "Can one of you take this" in text:
+            order.append("thread")
+        elif "channel has not been picked up" in text:
+            order.append("dsl_direct")
+        elif "not been picked up by the DSL team" in text:
+            order.append("headteacher")
+    assert order == ["thread", "dsl_direct", "dsl_direct", "dsl_direct", "headteacher"]
+    entries = await bot.server.store.audit_entries(bot.server.store and _concern_id(bot))
+    steps = [e.detail["step"] for e in entries if e.action == "escalated"]
+    assert steps == [1, 2, 3]
+
+
+def _concern_id(bot: RunningBot) -> str:
+    return alert_card(bot.channel_posts()[0])["actions"][0]["data"]["concern_id"]
+
+
+async def test_allegation_lado_deadline_reminds_the_headteacher_unless_the_lado_was_told(bot):
+    await report(bot, "allegation", WALKS["allegation"])
+    [alert] = [a for a in bot.direct_messages(HEAD) if a.get("attachments")]
+    card = alert["attachments"][0]["content"]
+    assert any("The case manager informs the LADO" in t for t in _texts(card))
+    # Monday 10:00 + one working day = Tuesday 10:00; the reminder comes two hours before.
+    await later(bot, 22 * 60 + 1)
+    assert any("Due soon: The case manager informs the LADO" in t for t in direct_texts(bot, HEAD))
+    await later(bot, 2 * 60)
+    assert any("OVERDUE" in t for t in direct_texts(bot, HEAD))
+
+
+def _texts(card: dict) -> list[str]:
+    out = []
+
+    def walk(node):
+        if isinstance(node, dict):
+            if isinstance(node.get("text"), str):
+                out.append(node["text"])
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk(card)
+    return out
+
+
+async def test_fgm_police_reference_reminder_until_the_teacher_adds_it(bot):
+    answers = list(WALKS["fgm"])
+    # not phoned yet: the teacher owes the police report
+    at = answers.index("REF-123")
+    answers[at - 2 : at + 1] = ["no"]
+    await report(bot, "fgm", answers)
+    stored = (await bot.server.store.list_concerns_by_reporter(REPORTER.aad))[0]
+    assert "PERSONAL-DUTY" in stored.concern.flags
+    # Monday 10:00 -> close of the next working day (Tuesday 15:30); reminder two hours before
+    await later(bot, 27 * 60 + 31)
+    reminders = [
+        a
+        for a in bot.direct_messages(REPORTER) + bot.replies_to(REPORTER)
+        if a.get("attachments") and "Due soon: Teacher reports FGM" in str(a["attachments"])
+    ]
+    assert reminders
+    card = reminders[-1]["attachments"][0]["content"]
+    submit = card["actions"][0]["data"]
+    await bot.post(bot.message(value={**submit, "police_reference": "CAD 1234 23/11"}))
+    await bot.settle()
+    stored = await bot.server.store.get_concern(stored.id)
+    assert stored.concern.police_reference == "CAD 1234 23/11"
+    await later(bot, 3 * 60)
+    everything_sent = str(bot.direct_messages(REPORTER) + bot.replies_to(REPORTER))
+    assert "OVERDUE: Teacher reports FGM" not in everything_sent
+    assert "CAD 1234 23/11" in text_runs(
+        bot.connector.requests_to(r"/activities/", "PUT")[-1].json["attachments"][0]["content"]
+    )
+
+
+async def test_an_abandoned_report_is_chased_then_the_dsl_is_told_and_it_resumes(bot):
+    await bot.post(bot.message(value={"action": "start", "flow": "disclosure"}))
+    await bot.say("no", "family", "Amelia Testchild")
+    await later(bot, 9)
+    assert "have not finished it" not in bot.texts_to(REPORTER)
+    await later(bot, 1.5)
+    assert "have not finished it" in bot.texts_to(REPORTER)
+    assert bot.channel_posts() == []
+    await later(bot, 20)
+    [notice] = bot.channel_posts()
+    card = alert_card(notice)
+    assert "INCOMPLETE REPORT" in str(card) and "Amelia Testchild" in text_runs(card)
+    # carrying on: the next question is the one they stopped at
+    await bot.say("Y4")
+    assert "When did this happen" in bot.texts_to(REPORTER).split("Which year group")[-1]
+
+
+async def test_a_finished_report_is_not_chased(bot):
+    await report(bot, "disclosure", WALKS["disclosure"])
+    await later(bot, 40)
+    assert "have not finished it" not in bot.texts_to(REPORTER)
+    assert len(bot.channel_posts()) == 1
+
+
+async def test_out_of_hours_start_shows_the_out_of_hours_numbers_first(tmp_path):
+    saturday = datetime(2026, 11, 28, 20, 0, tzinfo=ZoneInfo("Europe/London"))
+    async with FakeConnector() as connector:
+        bot = await RunningBot(connector, tmp_path, Clock(saturday)).start()
+        await bot.post(bot.message(value={"action": "start", "flow": "disclosure"}))
+        replies = bot.replies_to(REPORTER)
+        texts = [str(a) for a in replies]
+        ooh = next(i for i, t in enumerate(texts) if "outside school hours" in t)
+        first_question = next(i for i, t in enumerate(texts) if "immediate danger right now" in t)
+        assert ooh < first_question
+        out_of_hours = [c for c in SCHOOL.contacts if c.out_of_hours]
+        assert out_of_hours
+        for contact in out_of_hours:
+            assert contact.name in texts[ooh]
+        await bot.stop()
