@@ -1,0 +1,258 @@
+"""'my reports' for any staff member and 'open concerns' for the DSL team, as Adaptive Cards.
+
+Answered by the edge before the dialog session runs (the dialogs layer has no store), so a
+staff member part-way through a report keeps their place. Neither list ever shows a child's
+words; 'my reports' shows only the child's first name, and for an allegation only where it
+went. Allegations are shown only to the case manager they were routed to, never the DSL team.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from datetime import datetime
+from typing import Any
+
+from botbuilder.core import MessageFactory
+from botbuilder.schema import Activity, ActivityTypes, Attachment
+
+from bot.cards import card, heading, submit, verbatim
+from bot.store import SqliteStore, StoredConcern
+from dialogs.session import recipient
+from flows.concern import FLAGS, Reporter
+
+logger = logging.getLogger(__name__)
+
+CARD = "application/vnd.microsoft.card.adaptive"
+MY_REPORTS = "my_reports"
+OPEN_CONCERNS = "open_concerns"
+# Always a command, even part-way through a report (no question's answer looks like these).
+PHRASES = {"my reports": MY_REPORTS, "my report": MY_REPORTS, "open concerns": OPEN_CONCERNS}
+# One word that could be someone's typed answer: a command only when no report is in progress.
+WORDS = {"reports": MY_REPORTS, "open": OPEN_CONCERNS, "dashboard": OPEN_CONCERNS}
+IN_PROGRESS = {"flow", "summary", "confirm_cancel"}
+MAX_SHOWN = 20
+REFUSED = "Only the DSL team can see open concerns."
+REFERRALS = {
+    "referred_social_care": "referred to children's social care",
+    "referred_police": "referred to the police",
+    "referred_lado": "referred to the LADO",
+}
+
+
+def report_command(
+    text: str | None, value: Mapping[str, Any] | None, mode: str | None
+) -> str | None:
+    """MY_REPORTS, OPEN_CONCERNS, or None when the message belongs to the conversation."""
+    if value:
+        command = value.get("command") if value.get("action") == "command" else None
+        return command if command in {MY_REPORTS, OPEN_CONCERNS} else None
+    said = " ".join((text or "").lower().split())
+    if said in PHRASES:
+        return PHRASES[said]
+    if mode not in IN_PROGRESS:
+        return WORDS.get(said)
+    return None
+
+
+class ReportsView:
+    """Reads the store and renders the lists; never changes a concern or a session."""
+
+    def __init__(self, school: Any, store: SqliteStore, clock: Callable[[], datetime]) -> None:
+        self.school = school
+        self.store = store
+        self.clock = clock
+
+    async def replies(self, command: str, caller: Reporter, *, in_flow: bool = False) -> list:
+        if command == MY_REPORTS:
+            out = [await self.my_reports(caller)]
+        else:
+            out = [await self.open_concerns(caller)]
+        if in_flow:
+            out.append(
+                MessageFactory.text(
+                    "Your report in progress is kept: carry on answering where you left off."
+                )
+            )
+        return out
+
+    # -- my reports ------------------------------------------------------------------------
+
+    async def my_reports(self, caller: Reporter) -> Activity:
+        found = await self.store.list_concerns_by_reporter(
+            caller.aad_object_id, limit=MAX_SHOWN + 1
+        )
+        found = [s for s in found if s.status != "draft"]
+        logger.info("my reports shown count=%d", min(len(found), MAX_SHOWN))
+        if not found:
+            return MessageFactory.text("You have not made any reports yet.")
+        body: list[dict[str, Any]] = [heading("Your reports, newest first", size="Medium")]
+        lines = ["Your reports, newest first:"]
+        for number, stored in enumerate(found[:MAX_SHOWN], start=1):
+            status = await self._reporter_status(stored)
+            when = self._when(stored.created_at)
+            items = [heading(f"{number}. {stored.concern.title}"), _line(f"Raised {when}")]
+            first_name = _first_name(stored.concern.child_name)
+            if first_name and not stored.concern.is_allegation:
+                items += [_line("Child (first name):", subtle=True), *verbatim(first_name)]
+            items.append(_line(f"Status: {status}"))
+            body.append({"type": "Container", "separator": True, "items": items})
+            # The fallback is plain and carries no names: it can surface outside the card.
+            lines.append(f"{number}. {stored.concern.title} - raised {when} - {status}")
+        if len(found) > MAX_SHOWN:
+            body.append(_line(f"Showing your {MAX_SHOWN} most recent reports.", subtle=True))
+        refresh = submit("Refresh", {"action": "command", "command": MY_REPORTS})
+        return _card_activity(card(body, [refresh]), "\n".join(lines), "Your reports")
+
+    async def _reporter_status(self, stored: StoredConcern) -> str:
+        concern = stored.concern
+        route = concern.routing.route
+        delivery = await self._delivery(stored)
+        if route == "lado":
+            return "not sent to anyone in school - phone the LADO yourself"
+        if concern.is_allegation:
+            # Where it went, and whether it arrived; nothing about how it is being handled.
+            return f"{delivery} - {recipient(self.school, route)}"
+        if stored.status == "closed":
+            return "closed"
+        referral = await self._referral(stored)
+        if referral:
+            return referral
+        if stored.acknowledged_by:
+            at = self._hhmm(stored.acknowledged_at) if stored.acknowledged_at else ""
+            return f"picked up by {stored.acknowledged_by}" + (f" at {at}" if at else "")
+        if delivery == "sent":
+            return "sent - waiting to be picked up"
+        return delivery
+
+    async def _delivery(self, stored: StoredConcern) -> str:
+        posts = [
+            o for o in await self.store.outbox_for_concern(stored.id) if o.kind == "post_alert"
+        ]
+        if any(o.status == "delivered" for o in posts):
+            return "sent"
+        if posts and all(o.status == "failed" for o in posts):
+            return "NOT delivered - phone the DSL now"
+        return "not delivered yet - still trying"
+
+    async def _referral(self, stored: StoredConcern) -> str | None:
+        if stored.status in REFERRALS:
+            return REFERRALS[stored.status]
+        entries = [e for e in await self.store.audit_entries(stored.id) if e.action in REFERRALS]
+        return REFERRALS[entries[-1].action] if entries else None
+
+    # -- open concerns ---------------------------------------------------------------------
+
+    async def open_concerns(self, caller: Reporter) -> Activity:
+        aad = caller.aad_object_id or ""
+        is_dsl = bool(aad) and self.school.is_dsl_team_member(aad)
+        routes = {"dsl_team"} if is_dsl else set()
+        for route, person in (
+            ("headteacher", self.school.headteacher),
+            ("chair_of_governors", self.school.chair_of_governors),
+        ):
+            if person and aad and person.aad_object_id.lower() == aad.lower():
+                routes.add(route)
+        if not routes:
+            await self.store.audit(aad or None, "open_concerns_refused")
+            logger.warning("open concerns refused")
+            return MessageFactory.text(REFUSED)
+        now = self.clock()
+        found = [
+            s
+            for s in await self.store.list_open_concerns(self.school.id)
+            if s.concern.routing.route in routes and s.status != "closed"
+        ]
+        # Nobody has picked it up, then a promise is overdue, then the rest; oldest first.
+        found.sort(key=lambda s: (s.acknowledged_by is not None, not _overdue(s, now)))
+        await self.store.audit(aad, "open_concerns_viewed", None, {"count": len(found)})
+        logger.info("open concerns shown count=%d", len(found))
+        if not found:
+            return MessageFactory.text("There are no open concerns.")
+        body: list[dict[str, Any]] = [heading(f"Open concerns ({len(found)})", size="Medium")]
+        lines = [f"Open concerns ({len(found)}):"]
+        for number, stored in enumerate(found[:MAX_SHOWN], start=1):
+            items, line = self._open_item(number, stored, now)
+            body.append({"type": "Container", "separator": True, "items": items})
+            lines.append(line)
+        if len(found) > MAX_SHOWN:
+            body.append(_line(f"And {len(found) - MAX_SHOWN} more, not shown.", subtle=True))
+        refresh = submit("Refresh", {"action": "command", "command": OPEN_CONCERNS})
+        return _card_activity(card(body, [refresh]), "\n".join(lines), "Open concerns")
+
+    def _open_item(
+        self, number: int, stored: StoredConcern, now: datetime
+    ) -> tuple[list[dict[str, Any]], str]:
+        concern = stored.concern
+        flags = [f for f in FLAGS if f in concern.flags]
+        tags = " ".join(f"[{f}]" for f in flags) or stored.priority
+        urgent = stored.priority == "urgent"
+        title: dict[str, Any] = heading(f"{number}. {concern.title}")
+        if urgent:
+            title["color"] = "Attention"
+        if stored.acknowledged_by:
+            at = self._hhmm(stored.acknowledged_at) if stored.acknowledged_at else ""
+            status = f"Picked up by {stored.acknowledged_by}" + (f" at {at}" if at else "")
+        else:
+            status = "NOT PICKED UP YET"
+        when = self._when(stored.created_at)
+        items: list[dict[str, Any]] = [title, _line(f"Priority: {stored.priority} {tags}")]
+        if concern.is_allegation:
+            items.append(_line(f"Allegation: for {recipient(self.school, concern.routing.route)}"))
+        if concern.child_name:
+            items += [_line("Child:", subtle=True), *verbatim(concern.child_name)]
+        items += [_line(f"Raised {when}"), _line(f"Status: {status}")]
+        for deadline in concern.deadlines:
+            due = _parse(deadline.due_at)
+            late = due is not None and due < now
+            shown = self._when(due) if due else deadline.due_at
+            text = f"{'OVERDUE - ' if late else ''}{deadline.label}: due {shown}"
+            items.append(_line(text, color="Attention" if late else None))
+        overdue = " - OVERDUE" if _overdue(stored, now) else ""
+        line = f"{number}. {concern.title} [{stored.priority}] - raised {when} - {status}{overdue}"
+        return items, line
+
+    # -- helpers ---------------------------------------------------------------------------
+
+    def _hhmm(self, at: datetime) -> str:
+        return at.astimezone(self.school.timezone).strftime("%H:%M")
+
+    def _when(self, at: datetime) -> str:
+        return at.astimezone(self.school.timezone).strftime("%H:%M, %a %d %b %Y")
+
+
+def _line(text: str, *, subtle: bool = False, color: str | None = None) -> dict[str, Any]:
+    """Our own wording (titles, statuses): wrapped plain text, never a person's words."""
+    block: dict[str, Any] = {"type": "TextBlock", "text": text, "wrap": True}
+    if subtle:
+        block["isSubtle"] = True
+    if color:
+        block["color"] = color
+    return block
+
+
+def _first_name(name: str | None) -> str | None:
+    parts = (name or "").split()
+    return parts[0] if parts else None
+
+
+def _parse(text: str | None) -> datetime | None:
+    try:
+        at = datetime.fromisoformat(text) if text else None
+    except ValueError:
+        return None
+    return at if at is not None and at.tzinfo is not None else None
+
+
+def _overdue(stored: StoredConcern, now: datetime) -> bool:
+    due = [_parse(d.due_at) for d in stored.concern.deadlines]
+    return any(at is not None and at < now for at in due)
+
+
+def _card_activity(content: dict[str, Any], fallback: str, summary: str) -> Activity:
+    content["fallbackText"] = fallback
+    return Activity(
+        type=ActivityTypes.message,
+        summary=summary,
+        attachments=[Attachment(content_type=CARD, content=content)],
+    )
