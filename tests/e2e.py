@@ -88,8 +88,16 @@ class RunningBot:
             await self._http.close()
         self.server = self._http = self._session = None
 
+    async def connect(self, url: str) -> RunningBot:
+        """Talk to a bot running elsewhere (another process) instead of starting one."""
+        self._external_url = url
+        self._session = aiohttp.ClientSession()
+        return self
+
     @property
     def url(self) -> str:
+        if getattr(self, "_external_url", None):
+            return self._external_url
         assert self._http is not None
         return str(self._http.make_url("/api/messages"))
 
