@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 NODE_STAMP := node_modules/.installed
 
-.PHONY: run test chat lint venv manifest clean
+.PHONY: run test chat playground lint venv manifest clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +25,18 @@ venv: $(STAMP)
 # local-development mode (no APP_ID). Talk to it with `make playground` in another terminal.
 run: $(STAMP)
 	$(BIN)/safeguarding-bot serve --profile profiles/buttsbury-junior.yaml --data data --port 3978
+
+# The Microsoft 365 Agents Playground (Teams, emulated offline) against `make run`'s bot.
+# playground.yml matches the example profile: see scripts/playground_config.py.
+playground: $(NODE_STAMP)
+	mkdir -p build
+	TEAMSAPPTESTER_BROWSER=none APPLICATION_INSIGHTS_NO_STATSBEAT=1 \
+	APPLICATIONINSIGHTS_CONFIGURATION_CONTENT='{"disableAppInsights":true,"disableStatsbeat":true}' \
+	M365_AGENTS_PLAYGROUND_CONFIG_PATH=$(CURDIR)/playground.yml \
+	M365_AGENTS_PLAYGROUND_LOGFILE=$(CURDIR)/build/playground.log \
+	node node_modules/@microsoft/m365agentsplayground/cli.js start \
+	  -e http://127.0.0.1:3978/api/messages -c msteams -p 56150 \
+	  --service-url http://127.0.0.1:56150/_connector --disable-telemetry
 
 chat: $(STAMP)
 	$(BIN)/safeguarding-bot chat --profile profiles/buttsbury-junior.yaml
