@@ -290,20 +290,7 @@ def _mention_name(name: str) -> str:
 
 
 def _alert_fields(concern: Concern) -> list[tuple[str, str]]:
-    pairs = [
-        ("Child", concern.child_name),
-        ("Year / class", concern.child_year),
-        ("Age", concern.child_age),
-        ("Adult concerned", concern.subject_name),
-        ("Their role", concern.subject_role),
-        ("When", concern.occurred_at),
-        ("Where", concern.location),
-        ("People present", concern.people_present),
-        ("What was seen", concern.observations),
-        ("Police reference", concern.police_reference),
-    ]
-    pairs += [(d.label, d.value) for d in concern.details]
-    return [(label, value) for label, value in pairs if value]
+    return concern.record_fields() + [(d.label, d.value) for d in concern.details]
 
 
 def alert_fallback_text(concern: Concern) -> str:

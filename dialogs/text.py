@@ -51,24 +51,10 @@ def concern_text(concern: Concern, recipient: str) -> str:
     lines.append(f"To: {recipient}")
     lines.append(f"Routing: {concern.routing.reason}")
     lines.append(f"Reported by: {concern.reporter.name}")
-    for label, value in (
-        ("Child", concern.child_name),
-        ("Year/class", concern.child_year),
-        ("Age", concern.child_age),
-        ("Adult concerned", concern.subject_name),
-        ("Their role", concern.subject_role),
-        ("When", concern.occurred_at),
-        ("Where", concern.location),
-        ("People present", concern.people_present),
-        ("Police reference", concern.police_reference),
-    ):
-        if value:
-            lines.append(f"{label}: {value}")
+    lines.extend(f"{label}: {value}" for label, value in concern.record_fields())
     if concern.words:
         lines.append("Child's words (verbatim):")
         lines.extend(f"  | {line}" for line in concern.words.split("\n"))
-    if concern.observations:
-        lines.append(f"Observed: {concern.observations}")
     for detail in concern.details:
         lines.append(f"{detail.label}: {detail.value}")
     if concern.actions_taken:

@@ -114,6 +114,23 @@ class Concern:
     def is_allegation(self) -> bool:
         return self.routing.route != "dsl_team"
 
+    def record_fields(self) -> list[tuple[str, str]]:
+        """The typed fields that are filled in, labelled for people. The child's words are
+        not among them: every reader shows those separately, verbatim."""
+        pairs = [
+            ("Child", self.child_name),
+            ("Year / class", self.child_year),
+            ("Age", self.child_age),
+            ("Adult concerned", self.subject_name),
+            ("Their role", self.subject_role),
+            ("When", self.occurred_at),
+            ("Where", self.location),
+            ("People present", self.people_present),
+            ("What was seen", self.observations),
+            ("Police reference", self.police_reference),
+        ]
+        return [(label, value) for label, value in pairs if value]
+
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 

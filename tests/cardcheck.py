@@ -124,3 +124,17 @@ def validate_manifest(manifest: dict[str, Any]) -> list[str]:
     """Schema errors from @microsoft/app-manifest's own validator (empty list: valid)."""
     _, result, _ = _run(MANIFEST_SCRIPT, json.dumps(manifest))
     return list(result["errors"])
+
+
+def card_texts(node: Any, kinds: tuple[str, ...] = ("TextBlock", "TextRun")) -> list[str]:
+    """Every text of these element types in a card, in document order."""
+    found: list[str] = []
+    if isinstance(node, dict):
+        if node.get("type") in kinds and isinstance(node.get("text"), str):
+            found.append(node["text"])
+        for value in node.values():
+            found += card_texts(value, kinds)
+    elif isinstance(node, list):
+        for value in node:
+            found += card_texts(value, kinds)
+    return found

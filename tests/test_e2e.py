@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.cardcheck import assert_valid_cards
+from tests.cardcheck import assert_valid_cards, card_texts
 from tests.e2e import (
     CARD,
     CHAIR,
@@ -135,20 +135,7 @@ def alert_card(request) -> dict:
 
 
 def text_runs(card: dict) -> list[str]:
-    found: list[str] = []
-
-    def walk(node):
-        if isinstance(node, dict):
-            if node.get("type") == "TextRun":
-                found.append(node["text"])
-            for value in node.values():
-                walk(value)
-        elif isinstance(node, list):
-            for value in node:
-                walk(value)
-
-    walk(card)
-    return found
+    return card_texts(card, ("TextRun",))
 
 
 @pytest.mark.parametrize("flow", ["disclosure", "nudes", "fgm", "missing_child"])

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.cardcheck import assert_valid_cards
+from tests.cardcheck import assert_valid_cards, card_texts
 from tests.e2e import CHANNEL, DSL, HEAD, OUTSIDER, REPORTER, Clock, RunningBot, User
 from tests.fakeconnector import FakeConnector
 from tests.test_e2e import CHILD, WALKS, WORDS, text_runs
@@ -50,20 +50,7 @@ def only_card(replies: list[dict]) -> dict:
 
 def shown(card: dict) -> str:
     """Every piece of text on the card (TextBlocks and TextRuns) plus its fallback."""
-    found: list[str] = [card.get("fallbackText", "")]
-
-    def walk(node):
-        if isinstance(node, dict):
-            if node.get("type") in {"TextBlock", "TextRun"}:
-                found.append(node["text"])
-            for value in node.values():
-                walk(value)
-        elif isinstance(node, list):
-            for value in node:
-                walk(value)
-
-    walk(card)
-    return "\n".join(found)
+    return "\n".join([card.get("fallbackText", ""), *card_texts(card)])
 
 
 async def acknowledge(bot: RunningBot, child: str) -> None:

@@ -9,6 +9,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from tests.cardcheck import card_texts
 from tests.e2e import CHANNEL, DEPUTY, DSL, HEAD, REPORTER, SCHOOL, Clock, RunningBot
 from tests.fakeconnector import FakeConnector
 from tests.test_e2e import WALKS, alert_card, report, text_runs
@@ -100,29 +101,12 @@ async def test_allegation_lado_deadline_reminds_the_headteacher_unless_the_lado_
     await report(bot, "allegation", WALKS["allegation"])
     [alert] = [a for a in bot.direct_messages(HEAD) if a.get("attachments")]
     card = alert["attachments"][0]["content"]
-    assert any("The case manager informs the LADO" in t for t in _texts(card))
+    assert any("The case manager informs the LADO" in t for t in card_texts(card))
     # Monday 10:00 + one working day = Tuesday 10:00; the reminder comes two hours before.
     await later(bot, 22 * 60 + 1)
     assert any("Due soon: The case manager informs the LADO" in t for t in direct_texts(bot, HEAD))
     await later(bot, 2 * 60)
     assert any("OVERDUE" in t for t in direct_texts(bot, HEAD))
-
-
-def _texts(card: dict) -> list[str]:
-    out = []
-
-    def walk(node):
-        if isinstance(node, dict):
-            if isinstance(node.get("text"), str):
-                out.append(node["text"])
-            for value in node.values():
-                walk(value)
-        elif isinstance(node, list):
-            for value in node:
-                walk(value)
-
-    walk(card)
-    return out
 
 
 async def test_fgm_police_reference_reminder_until_the_teacher_adds_it(bot):

@@ -29,6 +29,7 @@ from bot.settings import Settings
 from flows.profile import load_organisation
 from scripts.playground_config import render, school_config
 from tests.acceptance.playground import CARD_CONTENT_TYPE, Message, Playground, _free_port
+from tests.cardcheck import card_texts
 from tests.e2e import Clock
 
 if not Playground.is_installed():
@@ -157,33 +158,11 @@ def _button(m: Message, **match: str) -> dict[str, Any] | None:
 
 
 def _text_runs(card: Any) -> list[str]:
-    found: list[str] = []
-    if isinstance(card, dict):
-        if card.get("type") == "TextRun":
-            found.append(card["text"])
-        for value in card.values():
-            found += _text_runs(value)
-    elif isinstance(card, list):
-        for value in card:
-            found += _text_runs(value)
-    return found
+    return card_texts(card, ("TextRun",))
 
 
 def _text_blocks(card: dict[str, Any]) -> str:
-    found: list[str] = []
-
-    def walk(node: Any) -> None:
-        if isinstance(node, dict):
-            if node.get("type") == "TextBlock":
-                found.append(node.get("text", ""))
-            for value in node.values():
-                walk(value)
-        elif isinstance(node, list):
-            for value in node:
-                walk(value)
-
-    walk(card)
-    return "\n".join(found)
+    return "\n".join(card_texts(card, ("TextBlock",)))
 
 
 def _updates_of(pg: Playground, message_id: str) -> list[dict[str, Any]]:
