@@ -188,6 +188,17 @@ class RunningBot:
                 out.append((attachment.get("content") or {}).get("fallbackText", ""))
         return "\n".join(out)
 
+    def sent_cards(self) -> list[dict[str, Any]]:
+        """Every Adaptive Card the bot sent or updated, in order."""
+        cards = []
+        for request in self.connector.requests:
+            body = request.json if isinstance(request.json, dict) else {}
+            activity = body.get("activity", body)
+            for attachment in activity.get("attachments") or []:
+                if attachment.get("contentType") == CARD:
+                    cards.append(attachment["content"])
+        return cards
+
     def channel_posts(self) -> list[Any]:
         return [
             r

@@ -275,13 +275,7 @@ async def test_attachments_are_never_fetched_or_stored(bot: RunningBot, tmp_path
 
 async def test_every_card_is_valid_adaptive_card_15_and_words_arrive_verbatim(bot: RunningBot):
     await report(bot, "disclosure", WALKS["disclosure"])
-    cards = []
-    for request in bot.connector.requests:
-        body = request.json if isinstance(request.json, dict) else {}
-        activity = body.get("activity", body)
-        for attachment in activity.get("attachments") or []:
-            if attachment.get("contentType") == CARD:
-                cards.append(attachment["content"])
+    cards = bot.sent_cards()
     assert len(cards) > 10
     assert_valid_cards(cards)
     alert = alert_card(bot.channel_posts()[0])

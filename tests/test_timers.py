@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from tests.cardcheck import card_texts
+from tests.cardcheck import assert_valid_cards, card_texts
 from tests.e2e import CHANNEL, DEPUTY, DSL, HEAD, REPORTER, SCHOOL, Clock, RunningBot
 from tests.fakeconnector import FakeConnector
 from tests.test_e2e import WALKS, alert_card, report, text_runs
@@ -178,3 +178,19 @@ async def test_out_of_hours_start_shows_the_out_of_hours_numbers_first(tmp_path)
         for contact in out_of_hours:
             assert contact.name in texts[ooh]
         await bot.stop()
+
+
+async def test_every_card_sent_by_timers_is_valid(bot):
+    """Escalation updates, overdue deadlines, reminder and incomplete-report cards."""
+    answers = ["yes", "now", *WALKS["fgm"][1:]]
+    at = answers.index("REF-123")
+    answers[at - 2 : at + 1] = ["no"]  # the police not phoned yet: the deadline goes overdue
+    await report(bot, "fgm", answers)
+    await bot.post(bot.message(value={"action": "start", "flow": "welfare"}))
+    await bot.say("no")
+    for _ in range(8):
+        await later(bot, 6 * 60)
+    cards = bot.sent_cards()
+    assert any("INCOMPLETE REPORT" in str(c) for c in cards)
+    assert any("OVERDUE" in str(c) for c in cards)
+    assert_valid_cards(cards)
