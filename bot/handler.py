@@ -195,7 +195,8 @@ class SafeguardingBot(TeamsActivityHandler):
             await turn_context.send_activity(
                 "Hello. I help you follow the school's safeguarding procedures and get a "
                 "concern to the DSL fast. Tell me what happened, or type 'help'. "
-                "If a child is in immediate danger, phone 999 now."
+                f"If a child is in immediate danger, phone "
+                f"{self.school.contact('emergency').number} now."
             )
 
 

@@ -309,9 +309,14 @@ class Timekeeper:
             return effects
         flow = self.flows[state["flow"]["flow"]].definition
         text = (
-            f"You started a report ('{flow.title}') and have not finished it. Nothing has been "
-            "sent yet. Reply here to carry on exactly where you stopped, or type 'cancel'. If a "
-            "child is in immediate danger, phone 999 now."
+            f"You started a report ('{flow.title}') and have not finished it. "
+            + (
+                "The DSL team already has the alert, but not what you have not yet recorded. "
+                if state.get("raised")
+                else "Nothing has been sent yet. "
+            )
+            + "Reply here to carry on exactly where you stopped, or type 'cancel'. If a child is "
+            f"in immediate danger, phone {self.school.contact('emergency').number} now."
         )
         effects.messages.append((None, self.alerts.direct(timer.payload["aad"], text)))
         effects.audit.append((timer.payload["aad"], "stalled_reminder", None, {"flow": flow.id}))

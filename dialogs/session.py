@@ -36,7 +36,7 @@ HELP = (
     "- 'back' to change your last answer, 'cancel' to stop\n"
     "- 'my reports' to see what happened to reports you made ('open concerns': DSL team)\n"
     "- 'contacts', or a name like 'lado', 'police', 'out of hours', 'dsl' for a number\n"
-    "If a child is in immediate danger, phone 999 now - do not wait for me."
+    "If a child is in immediate danger, phone {emergency} now - do not wait for me."
 )
 
 
@@ -184,7 +184,7 @@ class Session:
     # -- commands ---------------------------------------------------------------------
 
     def _cmd_help(self, now: datetime) -> None:
-        self._say(HELP)
+        self._say(HELP.format(emergency=self._emergency()))
         if self.state["mode"] != "idle":
             self._reprompt(now)
 
@@ -197,7 +197,8 @@ class Session:
             Reply(
                 kind="menu",
                 title="What is your concern about?",
-                text="Choose the closest. If a child is in immediate danger, phone 999 now.",
+                text="Choose the closest. If a child is in immediate danger, phone "
+                f"{self._emergency()} now.",
                 options=tuple(Option(f.id, f.definition.title) for f in self.flows.values()),
                 submit={"action": "start"},
             )
@@ -356,6 +357,9 @@ class Session:
         flow = self.state["flow"]
         step = self.flows[flow["flow"]].definition.step(flow["step"])
         return step.kind in {"yes_no", "choice", "info"}
+
+    def _emergency(self) -> str:
+        return self.profile.contact("emergency").number or "the emergency services"
 
     def _say(self, text: str, urgent: bool = False) -> None:
         self._replies.append(Reply(kind="text", text=text, urgent=urgent))

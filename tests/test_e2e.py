@@ -284,10 +284,26 @@ async def test_every_card_is_valid_adaptive_card_15_and_words_arrive_verbatim(bo
 
 async def test_no_safeguarding_text_in_the_logs(bot: RunningBot, caplog):
     caplog.set_level(logging.DEBUG)
-    await report(bot, "disclosure", WALKS["disclosure"])
+    for flow, answers in WALKS.items():
+        await report(bot, flow, answers)
+    bot.clock.advance(minutes=45)  # escalation and reminders run and log too
+    await bot.settle()
     logged = "\n".join(f"{r.name} {r.getMessage()} {r.exc_text or ''}" for r in caplog.records)
     assert logged  # the run did log
-    for secret in (CHILD, "then he hit me", "don't tell", "bruise left forearm", "library"):
+    assert "escalat" in logged  # the timers did log
+    secrets = (
+        CHILD,
+        "then he hit me",
+        "don't tell",
+        "bruise left forearm",
+        "library",
+        "Mr Adult",
+        "He grabbed her",
+        "REF-123",
+        "INC-42",
+        "red coat",
+    )
+    for secret in secrets:
         assert secret not in logged, secret
 
 
