@@ -17,6 +17,7 @@ from bot.cards import reply_card
 from bot.reports import ReportsView, report_command
 from bot.store import SqliteStore
 from bot.timekeeper import Timekeeper
+from bot.timing import MID_REPORT
 from dialogs.replies import Reply, TurnResult
 from dialogs.session import Session
 from dialogs.text import reply_text
@@ -124,7 +125,7 @@ class SafeguardingBot(TeamsActivityHandler):
         command = report_command(activity.text, value, state.get("mode"))
         if command:  # answered from the store; the session (their place in a flow) is untouched
             view = ReportsView(self.school, self.store, self.clock)
-            in_flow = state.get("mode") in {"flow", "summary", "confirm_cancel"}
+            in_flow = state.get("mode") in MID_REPORT
             for reply in await view.replies(command, reporter, in_flow=in_flow):
                 await turn_context.send_activity(reply)
             return None
