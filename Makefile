@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 NODE_STAMP := node_modules/.installed
 
-.PHONY: run test chat playground lint venv manifest clean
+.PHONY: run test chat playground bench lint venv manifest clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -48,6 +48,10 @@ lint: $(STAMP)
 test: $(STAMP) $(NODE_STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q
+
+# Cost of a report as ratios against a bare echo bot in the same process (scripts/bench.py).
+bench: $(STAMP)
+	$(BIN)/python scripts/bench.py --reports 20
 
 manifest: $(STAMP)
 	$(BIN)/safeguarding-bot manifest --app-id $(APP_ID) --out build/app.zip
