@@ -28,7 +28,7 @@ from botbuilder.schema import (
 )
 
 from bot.cards import alert_card, alert_fallback_text, word_parts, words_card
-from bot.errors import DeliveryError, DeliveryRefused
+from bot.errors import DeliveryError, DeliveryRefused, StoreError
 from bot.store import OutboxItem, OutboxMessage, SqliteStore, StoredConcern, TimerSpec
 from bot.timing import (
     CHASE_SOCIAL_CARE,
@@ -47,6 +47,8 @@ logger = logging.getLogger(__name__)
 
 CARD = "application/vnd.microsoft.card.adaptive"
 MAX_ATTEMPTS = 12
+SEND_TIMEOUT_SECONDS = 60
+TELL_REPORTER_AT_ATTEMPTS = {1, 6}  # at once, and again after about two minutes
 VERBS = {
     "acknowledge": "acknowledged",
     "referred_social_care": "referred_social_care",
@@ -190,14 +192,20 @@ class AlertService:
     async def _deliver(self, item: OutboxItem) -> None:
         started = self.clock()
         try:
-            activity_id = await getattr(self, f"_send_{item.kind}")(item)
-        except DeliveryError as exc:
+            # The SDK can sleep on a Retry-After inside its own thread: never wait for ever.
+            send = getattr(self, f"_send_{item.kind}")(item)
+            activity_id = await asyncio.wait_for(send, SEND_TIMEOUT_SECONDS)
+        except (DeliveryError, TimeoutError) as exc:
+            await self._retry(item, exc)
+            return
+        except StoreError as exc:
             await self._retry(item, exc)
             return
         except DeliveryRefused as exc:
+            # Follow-ups are always queued before the row is closed (so none is ever lost).
+            await self._tell_reporter_not_delivered(item, final=True)
             await self.store.mark_failed(item.id, f"refused {exc.status}", at=self.clock())
             logger.error("outbox %s %s refused status=%s", item.id, item.kind, exc.status)
-            await self._tell_reporter_not_delivered(item, final=True)
             return
         if item.kind == "post_alert":  # follow-ups are queued before the row is closed
             await self._alert_delivered(item)
@@ -207,15 +215,17 @@ class AlertService:
             "outbox %s %s delivered attempt=%d in %.2fs", item.id, item.kind, item.attempts, took
         )
 
-    async def _retry(self, item: OutboxItem, exc: DeliveryError) -> None:
-        status = getattr(exc, "status", None)
-        if item.attempts >= MAX_ATTEMPTS:
+    async def _retry(self, item: OutboxItem, exc: Exception) -> None:
+        status = getattr(exc, "status", None) or type(exc).__name__
+        # An alert is never abandoned; lesser messages give up after MAX_ATTEMPTS.
+        if item.attempts >= MAX_ATTEMPTS and item.kind != "post_alert":
             await self.store.mark_failed(item.id, f"gave up status={status}", at=self.clock())
             logger.error(
                 "outbox %s %s gave up after %d attempts", item.id, item.kind, item.attempts
             )
-            await self._tell_reporter_not_delivered(item, final=True)
             return
+        if item.attempts in TELL_REPORTER_AT_ATTEMPTS:
+            await self._tell_reporter_not_delivered(item, final=False)
         delay = backoff(item.attempts, getattr(exc, "retry_after", None))
         await self.store.mark_retry(
             item.id, self.clock() + delay, f"status={status}", at=self.clock()
@@ -228,8 +238,6 @@ class AlertService:
             status,
             item.attempts,
         )
-        if item.attempts == 1:
-            await self._tell_reporter_not_delivered(item, final=False)
 
     async def _send_post_alert(self, item: OutboxItem) -> str:
         stored = await self._stored(item)

@@ -348,3 +348,16 @@ async def test_a_restart_resumes_the_staff_member_at_the_same_step(tmp_path: Pat
         [post] = bot.channel_posts()
         assert CHILD in text_runs(alert_card(post))
         await bot.stop()
+
+
+async def test_an_alert_is_never_abandoned_and_the_reporter_is_told_the_truth(bot: RunningBot):
+    bot.connector.fail_next(r"^/v3/conversations$", statuses=[503] * 14, method="POST")
+    await report(bot, "disclosure", WALKS["disclosure"])
+    assert "not delivered yet" in bot.texts_to(REPORTER)
+    assert "Delivered" not in bot.texts_to(REPORTER)
+    for _ in range(16):
+        bot.clock.advance(seconds=301)
+        await bot.settle()
+    assert len(bot.channel_posts()) == 1  # the 15th attempt got through
+    assert "Delivered" in bot.texts_to(REPORTER)
+    assert "could NOT be delivered" not in bot.texts_to(REPORTER)
