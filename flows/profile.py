@@ -174,6 +174,8 @@ class Escalation:
 @dataclass(frozen=True)
 class LocalRules:
     fgm_police_before_dsl: bool = False
+    # Seed 003 (Hull): every member of staff, not only teachers, reports FGM to the police.
+    fgm_all_staff_report_to_police: bool = False
     recording_system: str | None = None
     written_record_hours: int | None = None
     missing_minutes_before_police: int = DEFAULT_MISSING_MINUTES_BEFORE_POLICE
@@ -344,6 +346,7 @@ _SECTIONS: dict[str, frozenset[str]] = {
     "rules": frozenset(
         {
             "fgm_police_before_dsl",
+            "fgm_all_staff_report_to_police",
             "recording_system",
             "written_record_hours",
             "missing_minutes_before_police",
@@ -733,7 +736,7 @@ def _build_school(
     rl = sections["rules"]
     rules_kwargs: dict[str, Any] = {}
     for key, src in rl.items():
-        if key == "fgm_police_before_dsl":
+        if key in {"fgm_police_before_dsl", "fgm_all_staff_report_to_police"}:
             rules_kwargs[key] = ck.boolean(src)
         elif key == "recording_system":
             rules_kwargs[key] = ck.optional_text(src)

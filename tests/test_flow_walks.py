@@ -585,3 +585,19 @@ def test_the_childs_words_are_kept_byte_for_byte(flow_id: str) -> None:
     again = Concern.from_dict(json.loads(json.dumps(c.to_dict())))
     assert again.words == AWKWARD
     assert again == c
+
+
+def test_fgm_non_teacher_in_a_school_whose_policy_says_all_staff_report_to_police() -> None:
+    """Seed 003 (Hull): every member of staff reports FGM to the police; elsewhere the
+    non-teacher's route is the DSL only."""
+    griffin = school("griffin-primary")
+    assert griffin.rules.fgm_all_staff_report_to_police
+    answers = {"is_teacher": "no"}
+    told_all = walk("fgm", plain("fgm", **answers), profile=griffin)
+    assert "dsl_route" in told_all.asked
+    route_text = next(p.text for p in told_all.prompts if p.step_id == "dsl_route")
+    assert "every member of staff to report FGM to the police" in route_text
+    assert "PERSONAL-DUTY" not in told_all.concern.flags
+    elsewhere = walk("fgm", plain("fgm", **answers))
+    other_text = next(p.text for p in elsewhere.prompts if p.step_id == "dsl_route")
+    assert "every member of staff" not in other_text
