@@ -556,8 +556,11 @@ class AlertService:
         ]
         escalations = [
             f"Not picked up yet: {ESCALATION_TEXT[e.detail['to']]} at {_hhmm(e.at, self.school)}"
-            for e in entries
             if e.action == "escalated"
+            else f"The reporter stopped recording at {_hhmm(e.at, self.school)}: ask them in "
+            "person what has happened since."
+            for e in entries
+            if e.action in {"escalated", "report_abandoned"}
         ]
         notes = [
             {"state": "note", "by": n.label, "at": n.at, "text": n.value}

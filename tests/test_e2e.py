@@ -361,3 +361,17 @@ async def test_an_alert_is_never_abandoned_and_the_reporter_is_told_the_truth(bo
     assert len(bot.channel_posts()) == 1  # the 15th attempt got through
     assert "Delivered" in bot.texts_to(REPORTER)
     assert "could NOT be delivered" not in bot.texts_to(REPORTER)
+
+
+async def test_stopping_a_raised_missing_child_report_keeps_the_alert_and_says_so(bot):
+    await bot.post(bot.message(value={"action": "start", "flow": "missing_child"}))
+    await bot.say(*WALKS["missing_child"][:7])  # raised, then the first search step
+    await bot.settle()
+    assert len(bot.channel_posts()) == 1
+    await bot.say("cancel")
+    assert "already has the alert" in bot.texts_to(REPORTER)
+    await bot.say("yes")
+    await bot.settle()
+    last_card = bot.connector.requests_to(r"/activities/", "PUT")[-1].json
+    assert "The reporter stopped recording" in str(last_card)
+    assert "Premises and surrounding area searched" in str(last_card)  # what they did record
