@@ -21,10 +21,12 @@ from bot.settings import Settings
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_APOLOGY = (
-    "Sorry, something went wrong on my side and nothing has been sent. "
-    "If this is urgent, phone the Designated Safeguarding Lead now."
+# True whatever failed: the turn may have failed before or after a report was saved.
+APOLOGY_LEAD = (
+    "Sorry, something went wrong on my side with that message. Type 'my reports' to see "
+    "what has been sent. "
 )
+DEFAULT_APOLOGY = APOLOGY_LEAD + "If this is urgent, phone the Designated Safeguarding Lead now."
 
 # The synthetic events CloudAdapter creates for proactive turns (no person is waiting).
 _PROACTIVE_EVENTS = frozenset(

@@ -414,7 +414,7 @@ class AlertService:
             if final
             else "Your report is saved but not delivered yet - still trying"
         )
-        await self.notify_reporter(stored.concern, f"{lead}. {_phone_now(self.school)}")
+        await self.notify_reporter(stored.concern, f"{lead}. {phone_now(self.school)}")
 
     # -- acting on an alert ---------------------------------------------------------------
 
@@ -579,7 +579,7 @@ def _hhmm(at: datetime, school: Any) -> str:
     return at.astimezone(school.timezone).strftime("%H:%M")
 
 
-def _phone_now(school: Any) -> str:
+def phone_now(school: Any) -> str:
     phones = [school.contact(p.phone) for p in school.dsl_team() if p.phone]
     numbers = "; ".join(f"{c.name} {c.number}" for c in phones if c.number)
     if numbers:

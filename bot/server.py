@@ -11,8 +11,8 @@ from typing import Any
 
 from aiohttp import web
 
-from bot.adapter import create_adapter
-from bot.alerts import AlertService
+from bot.adapter import APOLOGY_LEAD, create_adapter
+from bot.alerts import AlertService, phone_now
 from bot.app import create_app
 from bot.clock import FileClock, utc_now
 from bot.connector import TeamsConnector
@@ -45,7 +45,7 @@ def build_server(
 ) -> Server:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     store = open_store(settings.database_path, clock=clock)
-    adapter = create_adapter(settings)
+    adapter = create_adapter(settings, apology=APOLOGY_LEAD + phone_now(school))
     messenger = TeamsConnector(adapter, settings.app_id)
     alerts = AlertService(
         store, messenger, school, clock=clock, default_service_url=default_service_url
