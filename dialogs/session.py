@@ -91,6 +91,10 @@ class Session:
         if action == "command" and value.get("command") in set(COMMANDS.values()):
             return getattr(self, f"_cmd_{value['command']}")(now)
         if action == "start" and value.get("flow") in self.flows:
+            if self.state["mode"] in {"flow", "summary", "confirm_cancel"}:
+                # An old menu button must never throw away a report in progress.
+                self._say("You are part-way through a report. Type 'cancel' first to stop it.")
+                return self._reprompt(now)
             return self._start(value["flow"], now)
         if action == "answer" and self.state["mode"] == "flow":
             if value.get("step") != self.state["flow"]["step"]:

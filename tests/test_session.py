@@ -325,3 +325,13 @@ def test_dsl_lookup_names_the_team_and_never_invents_a_number():
     assert "Ann Robinson" in reply.text and "Adam Graves" in reply.text
     for contact in reply.contacts:
         assert contact.number in {c.number for c in chat.profile.contacts}
+
+
+def test_an_old_menu_button_never_throws_away_a_report_in_progress():
+    chat = Chat()
+    chat.send(value={"action": "start", "flow": "disclosure"})
+    chat.say("no", "family", "Amy")
+    before = json.dumps(chat.state, sort_keys=True)
+    result = chat.send(value={"action": "start", "flow": "nudes"})
+    assert "part-way through a report" in result.replies[0].text
+    assert json.dumps(chat.state, sort_keys=True) == before
