@@ -174,6 +174,30 @@ class RunningBot:
         activity["channelData"].update({"channel": {"id": CHANNEL}})
         return activity
 
+    async def press_on_alert(
+        self, verb: str, *, user: User, about: str | None = None, note: str | None = None
+    ) -> tuple[int, Any]:
+        """Press a button (Action.Execute) on the alert in the DSL channel, as `user`.
+        With several alerts, `about` picks the one whose card contains that text."""
+        for conversation in self.connector.conversations.values():
+            if conversation.channel_id != CHANNEL or not conversation.activities:
+                continue
+            root, activity = next(iter(conversation.activities.items()))
+            card = activity["attachments"][0]["content"]
+            if about is None or about in str(card):
+                concern_id = card["actions"][0]["data"]["concern_id"]
+                return await self.post(
+                    self.press(
+                        verb,
+                        concern_id,
+                        user=user,
+                        thread=conversation.id,
+                        reply_to=root,
+                        note=note,
+                    )
+                )
+        raise AssertionError("no alert in the DSL channel" + (f" about {about!r}" if about else ""))
+
     # -- what the bot sent ---------------------------------------------------------------
 
     def replies_to(self, user: User = REPORTER) -> list[dict[str, Any]]:

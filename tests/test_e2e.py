@@ -4,7 +4,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -112,14 +111,6 @@ WALKS = {
 }
 
 
-@pytest.fixture
-async def bot(tmp_path: Path) -> AsyncIterator[RunningBot]:
-    async with FakeConnector() as connector:
-        running = await RunningBot(connector, tmp_path, Clock()).start()
-        yield running
-        await running.stop()
-
-
 async def report(bot: RunningBot, flow: str, answers: list[str]) -> None:
     await bot.post(bot.message(value={"action": "start", "flow": flow}))
     await bot.say(*answers)
@@ -149,12 +140,9 @@ async def test_each_flow_reaches_the_dsl_channel_and_the_acknowledgement_reaches
     assert CHILD in text_runs(card)
     assert "Delivered" in bot.texts_to(REPORTER)
     # A DSL presses Acknowledge on the card in the channel.
+    status, body = await bot.press_on_alert("acknowledge", user=DSL)
     [conversation] = [c for c in bot.connector.conversations.values() if c.channel_id == CHANNEL]
     root = next(iter(conversation.activities))
-    concern_id = card["actions"][0]["data"]["concern_id"]
-    status, body = await bot.post(
-        bot.press("acknowledge", concern_id, user=DSL, thread=conversation.id, reply_to=root)
-    )
     assert status == 200 and body["type"] == CARD
     assert any(
         "Picked up by Ann Robinson" in t.get("text", "")
@@ -185,12 +173,8 @@ async def test_allegations_never_reach_the_dsl_channel(bot: RunningBot, role, pe
 async def test_only_the_dsl_team_can_act_and_the_first_acknowledgement_wins(bot: RunningBot):
     await report(bot, "disclosure", WALKS["disclosure"])
     [post] = bot.channel_posts()
-    [conversation] = [c for c in bot.connector.conversations.values() if c.channel_id == CHANNEL]
-    root = next(iter(conversation.activities))
     concern_id = alert_card(post)["actions"][0]["data"]["concern_id"]
-    status, body = await bot.post(
-        bot.press("acknowledge", concern_id, user=OUTSIDER, thread=conversation.id, reply_to=root)
-    )
+    status, body = await bot.press_on_alert("acknowledge", user=OUTSIDER)
     assert status == 200
     assert body["type"] == "application/vnd.microsoft.activity.message"
     assert "Only the DSL team" in body["value"]
@@ -199,12 +183,7 @@ async def test_only_the_dsl_team_can_act_and_the_first_acknowledgement_wins(bot:
     assert not bot.connector.requests_to(r"/activities/", "PUT")
 
     results = await asyncio.gather(
-        *(
-            bot.post(
-                bot.press("acknowledge", concern_id, user=u, thread=conversation.id, reply_to=root)
-            )
-            for u in (DSL, DEPUTY)
-        )
+        *(bot.press_on_alert("acknowledge", user=u) for u in (DSL, DEPUTY))
     )
     assert [s for s, _ in results] == [200, 200]
     stored = await bot.server.store.get_concern(concern_id)

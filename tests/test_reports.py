@@ -1,27 +1,13 @@
 # "my reports" and "open concerns", end to end over HTTP with the fake Bot Connector.
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from pathlib import Path
-
-import pytest
-
 from tests.cardcheck import assert_valid_cards, card_texts
-from tests.e2e import CHANNEL, DSL, HEAD, OUTSIDER, REPORTER, Clock, RunningBot, User
-from tests.fakeconnector import FakeConnector
-from tests.test_e2e import CHILD, WALKS, WORDS, text_runs
+from tests.e2e import DSL, HEAD, OUTSIDER, REPORTER, RunningBot, User
+from tests.test_e2e import CHILD, WALKS, WORDS
 
 OTHER = User("29:other", "Olly Other", "00000000-0000-0000-0000-00000000f002")
 OTHER_CHILD = "Zachary Otherchild"
 ALLEGED_CHILD = "Xanthe Allegedchild"
-
-
-@pytest.fixture
-async def bot(tmp_path: Path) -> AsyncIterator[RunningBot]:
-    async with FakeConnector() as connector:
-        running = await RunningBot(connector, tmp_path, Clock()).start()
-        yield running
-        await running.stop()
 
 
 async def file_report(bot: RunningBot, user: User, flow: str, child: str) -> None:
@@ -55,22 +41,9 @@ def shown(card: dict) -> str:
 
 async def acknowledge(bot: RunningBot, child: str) -> None:
     """A DSL presses Acknowledge on the alert (a thread in the DSL channel) about `child`."""
-    for conversation in bot.connector.conversations.values():
-        if conversation.channel_id != CHANNEL:
-            continue
-        root, activity = next(iter(conversation.activities.items()))
-        card = activity["attachments"][0]["content"]
-        if child in text_runs(card):
-            concern_id = card["actions"][0]["data"]["concern_id"]
-            status, _ = await bot.post(
-                bot.press(
-                    "acknowledge", concern_id, user=DSL, thread=conversation.id, reply_to=root
-                )
-            )
-            assert status == 200
-            await bot.settle()
-            return
-    raise AssertionError("no alert for that child")
+    status, _ = await bot.press_on_alert("acknowledge", user=DSL, about=child)
+    assert status == 200
+    await bot.settle()
 
 
 async def test_my_reports_shows_only_the_callers_own_reports_and_their_progress(bot):

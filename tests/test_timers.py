@@ -2,12 +2,8 @@
 # the test moves, through the real HTTP endpoint and a fake Bot Connector.
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import datetime
-from pathlib import Path
 from zoneinfo import ZoneInfo
-
-import pytest
 
 from tests.cardcheck import assert_valid_cards, card_texts
 from tests.e2e import CHANNEL, DEPUTY, DSL, HEAD, REPORTER, SCHOOL, Clock, RunningBot
@@ -15,14 +11,6 @@ from tests.fakeconnector import FakeConnector
 from tests.test_e2e import WALKS, alert_card, report, text_runs
 
 URGENT_DISCLOSURE = ["yes", "now", *WALKS["disclosure"][1:]]
-
-
-@pytest.fixture
-async def bot(tmp_path: Path) -> AsyncIterator[RunningBot]:
-    async with FakeConnector() as connector:
-        running = await RunningBot(connector, tmp_path, Clock()).start()
-        yield running
-        await running.stop()
 
 
 def thread_messages(bot: RunningBot) -> list[dict]:
@@ -59,13 +47,7 @@ async def test_acknowledging_at_minute_six_stops_the_chain(bot):
     await later(bot, 5.5)
     assert len(thread_messages(bot)) == 1
     await later(bot, 0.5)
-    [post] = bot.channel_posts()
-    [conversation] = [c for c in bot.connector.conversations.values() if c.channel_id == CHANNEL]
-    root = next(iter(conversation.activities))
-    concern_id = alert_card(post)["actions"][0]["data"]["concern_id"]
-    status, _ = await bot.post(
-        bot.press("acknowledge", concern_id, user=DEPUTY, thread=conversation.id, reply_to=root)
-    )
+    status, _ = await bot.press_on_alert("acknowledge", user=DEPUTY)
     assert status == 200
     await later(bot, 30)
     assert not [t for t in direct_texts(bot, DSL) if "not been picked up" in t]
