@@ -70,6 +70,19 @@ class TeamsConnector:
         self._bot_app_id = bot_app_id or ""
         self._audience = audience
 
+    async def _create(
+        self, operation: str, service_url: str, params: ConversationParameters, callback: Any
+    ) -> None:
+        with map_exceptions(operation):
+            await self._adapter.create_conversation(
+                self._bot_app_id,
+                callback,
+                conversation_parameters=params,
+                channel_id=TEAMS,
+                service_url=service_url,
+                audience=self._audience,
+            )
+
     async def post_to_channel(
         self,
         service_url: str,
@@ -98,15 +111,7 @@ class TeamsConnector:
             created["conversation_id"] = context.activity.conversation.id
             created["activity_id"] = context.activity.id
 
-        with map_exceptions("post_to_channel"):
-            await self._adapter.create_conversation(
-                self._bot_app_id,
-                capture,
-                conversation_parameters=params,
-                channel_id=TEAMS,
-                service_url=service_url,
-                audience=self._audience,
-            )
+        await self._create("post_to_channel", service_url, params, capture)
         logger.info(
             "posted to channel (team_id=%s channel_id=%s activity_id=%s)",
             team_id,
@@ -137,15 +142,7 @@ class TeamsConnector:
             sent["conversation_id"] = message.conversation.id
             sent["activity_id"] = response.id if response else ""
 
-        with map_exceptions("send_to_user"):
-            await self._adapter.create_conversation(
-                self._bot_app_id,
-                send,
-                conversation_parameters=params,
-                channel_id=TEAMS,
-                service_url=service_url,
-                audience=self._audience,
-            )
+        await self._create("send_to_user", service_url, params, send)
         logger.info("sent to user (activity_id=%s)", sent["activity_id"])
         return sent["conversation_id"], sent["activity_id"]
 
