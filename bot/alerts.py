@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -305,7 +305,7 @@ class AlertService:
         if ref is not None:
             return await self.messenger.reply_in_thread(ref, activity)
         _, activity_id = await self.messenger.send_to_user(
-            target["service_url"], target["tenant_id"], target["user_id"], activity
+            await self.service_url(target), target["tenant_id"], target["user_id"], activity
         )
         return activity_id
 
@@ -321,7 +321,7 @@ class AlertService:
         """A 1:1 message to one person (their existing chat with the bot, or a new one)."""
         target = {
             "user_id": user_aad_id,
-            "service_url": self.default_service_url,
+            "service_url": None,  # resolved when sent: the latest one Teams gave us
             "tenant_id": self.school.tenant_id,
         }
         payload: dict[str, Any] = {"text": text}
@@ -370,7 +370,7 @@ class AlertService:
         target = item.target
         activity = card_activity(item.payload["card"], item.payload.get("text", ""))
         _, activity_id = await self.messenger.post_to_channel(
-            target["service_url"],
+            await self.service_url(target),
             target["tenant_id"],
             target["team_id"],
             target["channel_id"],
@@ -378,10 +378,18 @@ class AlertService:
         )
         return activity_id
 
+    async def service_url(self, target: Mapping[str, Any]) -> str:
+        """Where the Bot Connector is: the target's own, else the latest an activity brought
+        (Teams' service URL is regional and may change), else the configured default."""
+        if target.get("service_url"):
+            return target["service_url"]
+        latest = await self.store.get_conversation_ref("service", "latest")
+        return latest.service_url if latest and latest.service_url else self.default_service_url
+
     def channel_target(self) -> dict[str, Any]:
         return {
             "route": "dsl_team",
-            "service_url": self.default_service_url,
+            "service_url": None,  # resolved when sent
             "tenant_id": self.school.tenant_id,
             "team_id": self.school.dsl_channel.team_id,
             "channel_id": self.school.dsl_channel.channel_id,

@@ -81,6 +81,8 @@ class SafeguardingBot(TeamsActivityHandler):
         conversation_type = (
             activity.conversation.conversation_type if activity.conversation else None
         )
+        if activity.service_url:
+            await self.store.save_conversation_ref("service", "latest", reference)
         sender = activity.from_property
         if conversation_type == "personal" and sender and sender.aad_object_id:
             await self.store.save_conversation_ref("user", sender.aad_object_id, reference)

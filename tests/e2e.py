@@ -67,13 +67,13 @@ class RunningBot:
         self._session: aiohttp.ClientSession | None = None
         self._ids = itertools.count(1)
 
-    async def start(self) -> RunningBot:
+    async def start(self, default_service_url: str | None = None) -> RunningBot:
         settings = Settings(data_dir=self.data_dir)
         self.server = build_server(
             settings,
             SCHOOL,
             clock=self.clock,
-            default_service_url=self.connector.url,
+            default_service_url=default_service_url or self.connector.url,
             poll_seconds=0.02,
         )
         self._http = TestServer(self.server.app, host="127.0.0.1")

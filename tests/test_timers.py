@@ -176,3 +176,18 @@ async def test_every_card_sent_by_timers_is_valid(bot):
     assert any("INCOMPLETE REPORT" in str(c) for c in cards)
     assert any("OVERDUE" in str(c) for c in cards)
     assert_valid_cards(cards)
+
+
+async def test_messages_nobody_asked_for_use_the_service_url_teams_last_gave(tmp_path):
+    """The stalled-report notice has no incoming activity to reply to: it must use the
+    regional service URL from the latest activity, not a configured guess."""
+    async with FakeConnector() as connector:
+        bot = await RunningBot(connector, tmp_path, Clock()).start(
+            default_service_url="http://127.0.0.1:9/nowhere/"
+        )
+        await bot.post(bot.message(value={"action": "start", "flow": "welfare"}))
+        await bot.say("no")
+        await later(bot, 31)
+        [notice] = bot.channel_posts()
+        assert "INCOMPLETE REPORT" in str(notice.json)
+        await bot.stop()
