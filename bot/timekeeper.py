@@ -344,6 +344,11 @@ class Timekeeper:
         )
         text = f"Incomplete report started by {reporter.name}"
         route = partial.routing.route
+        if compiled.definition.route != "dsl_team" and "subject_role" not in flow_state["answers"]:
+            # Who the allegation is about is not known yet: it could be the very person who
+            # would get this notice. Only the reporter is chased.
+            effects.audit.append((reporter.aad_object_id, "incomplete_report_withheld", None, {}))
+            return effects
         if route == "dsl_team":
             message = OutboxMessage(
                 "channel_post", self.alerts.channel_target(), {"card": notice, "text": text}

@@ -191,3 +191,17 @@ async def test_messages_nobody_asked_for_use_the_service_url_teams_last_gave(tmp
         [notice] = bot.channel_posts()
         assert "INCOMPLETE REPORT" in str(notice.json)
         await bot.stop()
+
+
+async def test_an_unfinished_allegation_is_never_shown_to_someone_who_may_be_its_subject(bot):
+    await bot.post(bot.message(value={"action": "start", "flow": "allegation"}))
+    await bot.say("no")  # stopped before saying who the adult is
+    await later(bot, 31)
+    assert "have not finished it" in bot.texts_to(REPORTER)
+    assert bot.direct_messages(HEAD) == [] and bot.channel_posts() == []
+    # once the adult is named (a teacher), the headteacher is the right person to tell
+    await bot.say("A teacher")
+    await later(bot, 31)
+    [notice] = [a for a in bot.direct_messages(HEAD) if a.get("attachments")]
+    assert "INCOMPLETE REPORT" in str(notice)
+    assert bot.channel_posts() == []
