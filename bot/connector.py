@@ -61,6 +61,22 @@ def _addressed(context: TurnContext, activity: Activity) -> Activity:
     return outgoing
 
 
+def _sender(activity: ActivityLike, sent: dict[str, str]) -> Any:
+    """A turn callback that sends `activity` into the turn's conversation and notes the ids.
+    It calls the connector directly: a proactive turn has no real activity to reply to."""
+    outgoing = _activity(activity)
+
+    async def send(context: TurnContext) -> None:
+        message = _addressed(context, outgoing)
+        response = await _client(context).conversations.send_to_conversation(
+            message.conversation.id, message
+        )
+        sent["conversation_id"] = message.conversation.id
+        sent["activity_id"] = response.id if response else ""
+
+    return send
+
+
 class TeamsConnector:
     """What our code calls to reach people. Every failure comes out as DeliveryError/Refused."""
 
@@ -131,36 +147,20 @@ class TeamsConnector:
             tenant_id=tenant_id,
             channel_data={"tenant": {"id": tenant_id}},
         )
-        outgoing = _activity(activity)
         sent: dict[str, str] = {}
-
-        async def send(context: TurnContext) -> None:
-            message = _addressed(context, outgoing)
-            response = await _client(context).conversations.send_to_conversation(
-                message.conversation.id, message
-            )
-            sent["conversation_id"] = message.conversation.id
-            sent["activity_id"] = response.id if response else ""
-
-        await self._create("send_to_user", service_url, params, send)
+        await self._create("send_to_user", service_url, params, _sender(activity, sent))
         logger.info("sent to user (activity_id=%s)", sent["activity_id"])
         return sent["conversation_id"], sent["activity_id"]
 
     async def reply_in_thread(self, ref: ReferenceLike, activity: ActivityLike) -> str:
         """Send into the conversation `ref` names (a channel thread, a chat); return the id."""
-        outgoing = _activity(activity)
         sent: dict[str, str] = {}
-
-        async def send(context: TurnContext) -> None:
-            message = _addressed(context, outgoing)
-            response = await _client(context).conversations.send_to_conversation(
-                message.conversation.id, message
-            )
-            sent["activity_id"] = response.id if response else ""
-
         with map_exceptions("reply_in_thread"):
             await self._adapter.continue_conversation(
-                _reference(ref), send, bot_app_id=self._bot_app_id, audience=self._audience
+                _reference(ref),
+                _sender(activity, sent),
+                bot_app_id=self._bot_app_id,
+                audience=self._audience,
             )
         return sent["activity_id"]
 
