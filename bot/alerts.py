@@ -11,7 +11,6 @@ Allegations never go to the DSL channel: they go 1:1 to the case manager the flo
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
@@ -38,6 +37,7 @@ from bot.timing import (
     deadline_timers,
     escalation_step,
 )
+from bot.worker import run_until_stopped
 from dialogs.replies import Event
 from dialogs.session import recipient
 from flows.calendar import working_days_for
@@ -179,15 +179,7 @@ class AlertService:
 
     async def run(self, stop: asyncio.Event, poll_seconds: float = 1.0) -> None:
         """The background worker: wake on new work or every `poll_seconds`."""
-        while not stop.is_set():
-            try:
-                while await self.deliver_due():
-                    pass
-            except Exception as exc:  # never let the worker die; the rows stay pending
-                logger.error("outbox pass failed: %s", type(exc).__name__)
-            self.wakeup.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.wakeup.wait(), poll_seconds)
+        await run_until_stopped("outbox", self.deliver_due, stop, self.wakeup, poll_seconds)
 
     async def _deliver(self, item: OutboxItem) -> None:
         started = self.clock()

@@ -68,6 +68,7 @@ def build_server(
         yield
         stop.set()
         alerts.wakeup.set()
+        timekeeper.wakeup.set()
         await asyncio.gather(*tasks)
         store.close()
 

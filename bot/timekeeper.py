@@ -8,7 +8,6 @@ timer's effects happen once. Handlers only read and decide; the outbox does the 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -29,6 +28,7 @@ from bot.timing import (
     escalation_step,
     stalled_timers,
 )
+from bot.worker import run_until_stopped
 from flows.calendar import working_days_for
 from flows.catalogue import catalogue
 from flows.concern import Reporter
@@ -61,6 +61,7 @@ class Timekeeper:
         self.school = school
         self.clock = clock
         self.flows = flows or catalogue()
+        self.wakeup = asyncio.Event()
 
     # -- the loop ------------------------------------------------------------------------
 
@@ -71,14 +72,7 @@ class Timekeeper:
         return len(timers)
 
     async def run(self, stop: asyncio.Event, poll_seconds: float = 1.0) -> None:
-        while not stop.is_set():
-            try:
-                while await self.fire_due():
-                    pass
-            except Exception as exc:  # never let the loop die; the rows stay for next time
-                logger.error("timer pass failed: %s", type(exc).__name__)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), poll_seconds)
+        await run_until_stopped("timers", self.fire_due, stop, self.wakeup, poll_seconds)
 
     async def _fire(self, timer: Timer) -> None:
         try:

@@ -12,30 +12,16 @@ from bot.console import run_console
 from flows.catalogue import load_definitions
 from flows.diagram import document, mermaid
 from flows.profile import load_organisation
+from tests.test_session import DISCLOSURE
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_console_chat_prints_the_alert_and_writes_the_concern(tmp_path):
     school = load_organisation(ROOT / "profiles" / "buttsbury-junior.yaml").school()
-    answers = [
-        "a child told me her dad hits her",
-        "1",
-        "no",
-        "family",
-        "Amy Example",
-        "Y4",
-        "now",
-        "the playground",
-        "skip",
-        "He hits me with a belt 👍🏽 {{ x }}",
-        "skip",
-        "no",
-        "no",
-        "Listened",
-        "yes",
-        "send",
-    ]
+    words = "He hits me with a belt 👍🏽 {{ x }}"
+    answers = ["a child told me her dad hits her", "1", *DISCLOSURE, "send"]
+    answers[answers.index(DISCLOSURE[7])] = words
     out = io.StringIO()
     clock = lambda: datetime(2026, 11, 23, 10, 0, tzinfo=ZoneInfo("Europe/London"))  # noqa: E731
     assert (
