@@ -59,11 +59,16 @@ def build_server(
     app = create_app(settings, bot, store, adapter, allowed_tenant_ids=tenants)
 
     async def outbox_worker(_: web.Application):
-        # The outbox and the timers run in the background for as long as the app runs.
+        # The outbox and the timers run in the background for as long as the app runs, each
+        # in its own store lane (thread and connection): chat traffic never delays an alert.
         stop = asyncio.Event()
         tasks = [
-            asyncio.create_task(alerts.run(stop, poll_seconds)),
-            asyncio.create_task(timekeeper.run(stop, poll_seconds)),
+            asyncio.create_task(
+                alerts.run(stop, poll_seconds), context=store.lane_context("outbox")
+            ),
+            asyncio.create_task(
+                timekeeper.run(stop, poll_seconds), context=store.lane_context("timers")
+            ),
         ]
         yield
         stop.set()

@@ -1,20 +1,31 @@
 """The durable store: one SQLite file holding bot state, concerns, the outbox, audit and references.
 
-Every blocking sqlite3 call runs in a worker thread behind one lock, so the event loop
-never waits on the disk and calls from one process are serialised. Several processes may
-share the file: writes take `BEGIN IMMEDIATE` and conditional updates decide races.
+The store owns its threads: each *lane* is one thread with its own connection, so the event
+loop never waits on the disk, a lane's calls run in order, and nothing queues in asyncio's
+shared default executor. Chat turns use the "turns" lane; the outbox and the timers run in
+their own lanes (see `lane_context`), so a flood of chat never delays an alert. Writers
+inside one process pass through one gate that lets the delivery lanes go first; several
+processes may share the file: writes take `BEGIN IMMEDIATE` and conditional updates decide
+races.
+
+A chat turn collects its writes in a `TurnUnit` and commits them - with the activity's
+seen-mark - in ONE transaction (see `SqliteStore.turn`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextvars
+import copy
 import json
 import logging
 import sqlite3
 import threading
 import uuid
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from contextlib import contextmanager
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -231,6 +242,132 @@ class AuditEntry:
     detail: dict[str, Any] = field(default_factory=dict)
 
 
+TURNS = "turns"
+LANES = (TURNS, "outbox", "timers", "maintenance")
+_LANE: contextvars.ContextVar[str] = contextvars.ContextVar("store_lane", default=TURNS)
+_UNIT: contextvars.ContextVar[TurnUnit | None] = contextvars.ContextVar("store_unit", default=None)
+REFS_REMEMBERED = 10_000
+
+
+class DuplicateActivity(StoreError):
+    """The activity was applied by another turn first: this turn's writes are dropped."""
+
+
+class _Lane:
+    """One thread and one connection: a lane's calls reach the file one at a time, in order."""
+
+    def __init__(self, name: str, conn: sqlite3.Connection) -> None:
+        self.name = name
+        self.conn = conn
+        self.lock = threading.Lock()
+        self.closed = False
+        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"store-{name}")
+
+    def close(self) -> None:
+        self.executor.shutdown(wait=True)
+        with self.lock:
+            if not self.closed:
+                self.closed = True
+                self.conn.close()
+
+
+class _WriteGate:
+    """In-process writers take turns here instead of spinning on SQLite's busy handler; a
+    waiting delivery writer (outbox, timers) goes before the next chat turn's transaction."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._busy = False
+        self._priority_waiting = 0
+
+    @contextmanager
+    def open(self, *, priority: bool):
+        with self._cond:
+            if priority:
+                self._priority_waiting += 1
+                try:
+                    while self._busy:
+                        self._cond.wait()
+                finally:
+                    self._priority_waiting -= 1
+            else:
+                while self._busy or self._priority_waiting:
+                    self._cond.wait()
+            self._busy = True
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._busy = False
+                self._cond.notify_all()
+
+
+class TurnUnit:
+    """What one chat turn writes, committed once (see SqliteStore.turn)."""
+
+    def __init__(
+        self,
+        store: SqliteStore,
+        activity_id: str | None,
+        conversation_id: str,
+        state_keys: Sequence[str],
+        state: dict[str, dict[str, Any]],
+        *,
+        duplicate: bool,
+    ) -> None:
+        self.store = store
+        self.activity_id = activity_id
+        self.conversation_id = conversation_id
+        self.state_keys = frozenset(state_keys)
+        self.state = state
+        self.duplicate = duplicate
+        self.writes: list[Callable[[sqlite3.Connection], Any]] = []
+        self.after_commit: list[Callable[[], None]] = []
+        self.open = not duplicate
+        self.committed = False
+
+    async def commit(self) -> None:
+        """Write everything collected, with the seen-mark, in ONE transaction. Later writes in
+        the same turn are written at once, each in its own transaction."""
+        if not self.open:
+            return
+        self.open = False
+        writes, self.writes = self.writes, []
+        store = self.store
+        seen = (self.conversation_id, self.activity_id, store._now())
+
+        def work(conn: sqlite3.Connection) -> None:
+            if self.activity_id:
+                cur = conn.execute(
+                    "INSERT OR IGNORE INTO processed_activities (conversation_id, activity_id, at)"
+                    " VALUES (?, ?, ?)",
+                    seen,
+                )
+                if cur.rowcount != 1:
+                    raise DuplicateActivity("activity already applied")
+            for write in writes:
+                write(conn)
+
+        if self.activity_id or writes:
+            await store._run(lambda conn: store._transaction(conn, work))
+        self.committed = True
+        for callback in self.after_commit:
+            callback()
+
+
+def _read_state(conn: sqlite3.Connection, keys: Sequence[str]) -> dict[str, dict[str, Any]]:
+    marks = ",".join("?" * len(keys))
+    rows = conn.execute(
+        f"SELECT key, etag, data FROM bot_state WHERE key IN ({marks})", list(keys)
+    ).fetchall()
+    found = {}
+    for row in rows:
+        item = json.loads(row["data"])
+        item["e_tag"] = row["etag"]
+        found[row["key"]] = item
+    return found
+
+
 class SqliteStore(Storage):
     """One SQLite file in WAL mode. Also a botbuilder `Storage` for ConversationState/UserState.
 
@@ -252,28 +389,36 @@ class SqliteStore(Storage):
         self.path = Path(path)
         self._clock = clock
         self._lease = lease
-        self._lock = threading.Lock()
-        self._conn: sqlite3.Connection | None = None
-        self._open()
-
-    # -- lifecycle -------------------------------------------------------------------------
-
-    def _open(self) -> None:
+        self._closed = False
+        self._lanes: dict[str, _Lane] = {}
+        self._lanes_lock = threading.Lock()
+        self._gate = _WriteGate()
+        # Called (with the lane's name) after every COMMIT: tests count transactions with it.
+        self.commit_hooks: list[Callable[[str], None]] = []
+        # Conversation references as last written, so an unchanged one is not written again.
+        self._refs_written: OrderedDict[tuple[str, str], str] = OrderedDict()
         try:
             if str(self.path) != ":memory:":
                 self.path.parent.mkdir(parents=True, exist_ok=True)
-            conn = sqlite3.connect(
-                self.path, isolation_level=None, check_same_thread=False, timeout=10.0
-            )
-            conn.row_factory = sqlite3.Row
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=FULL")
-            conn.execute("PRAGMA foreign_keys=ON")
-            conn.execute("PRAGMA busy_timeout=10000")
+            conn = self._connect()
             self._migrate(conn)
         except sqlite3.Error as exc:
             raise StoreError(f"cannot open store ({type(exc).__name__})") from exc
-        self._conn = conn
+        self._lanes[TURNS] = _Lane(TURNS, conn)
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    def _connect(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(
+            self.path, isolation_level=None, check_same_thread=False, timeout=10.0
+        )
+        conn.row_factory = sqlite3.Row
+        conn.execute("PRAGMA journal_mode=WAL")
+        # FULL: a commit is on disk before anyone is told "saved" (README, Performance).
+        conn.execute("PRAGMA synchronous=FULL")
+        conn.execute("PRAGMA foreign_keys=ON")
+        conn.execute("PRAGMA busy_timeout=10000")
+        return conn
 
     @staticmethod
     def _migrate(conn: sqlite3.Connection) -> None:
@@ -296,18 +441,21 @@ class SqliteStore(Storage):
 
     @property
     def schema_version(self) -> int:
-        with self._locked() as conn:
-            return conn.execute("PRAGMA user_version").fetchone()[0]
+        lane = self._lane()
+        with lane.lock:
+            return lane.conn.execute("PRAGMA user_version").fetchone()[0]
 
     def close(self) -> None:
-        with self._lock:
-            if self._conn is not None:
-                self._conn.close()
-                self._conn = None
+        with self._lanes_lock:
+            self._closed = True
+            lanes = list(self._lanes.values())
+            self._lanes.clear()
+        for lane in lanes:
+            lane.close()
 
     @property
     def closed(self) -> bool:
-        return self._conn is None
+        return self._closed
 
     async def ready(self) -> bool:
         """True when the file is open, readable and at the expected schema version."""
@@ -318,29 +466,68 @@ class SqliteStore(Storage):
         except (StoreError, sqlite3.Error):
             return False
 
+    # -- lanes -----------------------------------------------------------------------------
+
+    def lane_context(self, name: str) -> contextvars.Context:
+        """A context whose store calls run in lane `name` (its own thread and connection).
+        Pass it to `asyncio.create_task(..., context=...)` for a background worker."""
+        if name not in LANES:
+            raise ValueError(f"unknown store lane {name!r}; expected one of {', '.join(LANES)}")
+        context = contextvars.copy_context()
+        context.run(_LANE.set, name)
+        context.run(_UNIT.set, None)
+        return context
+
+    def _lane(self) -> _Lane:
+        name = _LANE.get()
+        lane = self._lanes.get(name)
+        if lane is not None:
+            return lane
+        with self._lanes_lock:
+            if self._closed:
+                raise StoreError("store is closed")
+            lane = self._lanes.get(name)
+            if lane is None:
+                if str(self.path) == ":memory:":
+                    lane = self._lanes[TURNS]  # one connection is the whole database
+                else:
+                    try:
+                        lane = _Lane(name, self._connect())
+                    except sqlite3.Error as exc:
+                        raise StoreError(f"cannot open store ({type(exc).__name__})") from exc
+                self._lanes[name] = lane
+            return lane
+
     # -- plumbing --------------------------------------------------------------------------
 
     @contextmanager
     def _locked(self):
-        with self._lock:
-            if self._conn is None:
+        lane = self._lane()
+        with lane.lock:
+            if lane.closed:
                 raise StoreError("store is closed")
-            yield self._conn
+            yield lane.conn
 
     async def _run(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        lane = self._lane()
+
         def call() -> T:
-            with self._locked() as conn:
-                return work(conn)
+            with lane.lock:
+                if lane.closed:
+                    raise StoreError("store is closed")
+                return work(lane.conn)
 
         try:
-            return await asyncio.to_thread(call)
+            return await asyncio.get_running_loop().run_in_executor(lane.executor, call)
         except sqlite3.Error as exc:
             raise StoreError(f"store operation failed ({type(exc).__name__})") from exc
+        except RuntimeError as exc:  # the lane's executor was shut down by close()
+            raise StoreError("store is closed") from exc
 
-    async def _write(self, work: Callable[[sqlite3.Connection], T]) -> T:
-        """Run `work` inside one IMMEDIATE transaction (all or nothing)."""
-
-        def transaction(conn: sqlite3.Connection) -> T:
+    def _transaction(self, conn: sqlite3.Connection, work: Callable[[sqlite3.Connection], T]) -> T:
+        """`work` inside one IMMEDIATE transaction (all or nothing), then the commit hooks."""
+        name = _LANE.get()
+        with self._gate.open(priority=name != TURNS):
             conn.execute("BEGIN IMMEDIATE")
             try:
                 result = work(conn)
@@ -348,12 +535,77 @@ class SqliteStore(Storage):
                 conn.execute("ROLLBACK")
                 raise
             conn.execute("COMMIT")
-            return result
+        for hook in list(self.commit_hooks):
+            hook(name)
+        return result
 
-        return await self._run(transaction)
+    async def _write(
+        self, work: Callable[[sqlite3.Connection], T], *, deferrable: bool = False
+    ) -> T | None:
+        """Run `work` in one transaction now - or, inside a chat turn and when the caller
+        needs no answer from the database (`deferrable`), add it to the turn's transaction."""
+        unit = _UNIT.get()
+        if unit is not None and unit.open and unit.store is self:
+            if deferrable:
+                unit.writes.append(work)
+                return None
+            # An answer is needed now: what the turn collected so far goes first, together.
+            pending, unit.writes = unit.writes, []
+
+            def flush_then(conn: sqlite3.Connection) -> T:
+                for earlier in pending:
+                    earlier(conn)
+                return work(conn)
+
+            return await self._run(lambda conn: self._transaction(conn, flush_then))
+        return await self._run(lambda conn: self._transaction(conn, work))
 
     def _now(self, at: datetime | None = None) -> str:
         return _iso(at or self._clock())
+
+    # -- one transaction per chat turn -----------------------------------------------------
+
+    @asynccontextmanager
+    async def turn(
+        self, activity_id: str | None, conversation_id: str = "", state_keys: Sequence[str] = ()
+    ):
+        """A chat turn's unit of work. One read (has this activity been applied? the state
+        rows the turn will use) on entry; every deferrable write the turn makes is collected
+        and committed in ONE transaction with the activity's seen-mark - by `unit.commit()`
+        (before anyone is told anything) or on leaving the block. An exception leaves nothing
+        written. `unit.duplicate` is True when the activity was already applied: do nothing."""
+        keys = list(state_keys)
+
+        def read(conn: sqlite3.Connection) -> tuple[bool, dict[str, dict[str, Any]]]:
+            seen = bool(
+                activity_id
+                and conn.execute(
+                    "SELECT 1 FROM processed_activities"
+                    " WHERE conversation_id = ? AND activity_id = ?",
+                    (conversation_id, activity_id),
+                ).fetchone()
+            )
+            return seen, (_read_state(conn, keys) if keys and not seen else {})
+
+        seen, found = await self._run(read)
+        unit = TurnUnit(self, activity_id, conversation_id, keys, found, duplicate=seen)
+        token = _UNIT.set(unit if not seen else None)
+        try:
+            yield unit
+            if not seen:
+                await unit.commit()
+        finally:
+            unit.open = False
+            _UNIT.reset(token)
+
+    @contextmanager
+    def immediate(self):
+        """Inside a turn, write at once (for actions that read back what they just wrote)."""
+        token = _UNIT.set(None)
+        try:
+            yield
+        finally:
+            _UNIT.reset(token)
 
     # -- botbuilder Storage ----------------------------------------------------------------
 
@@ -361,27 +613,18 @@ class SqliteStore(Storage):
         if not keys:
             return {}
         keys = list(keys)
-
-        def work(conn: sqlite3.Connection) -> dict[str, dict[str, Any]]:
-            marks = ",".join("?" * len(keys))
-            rows = conn.execute(
-                f"SELECT key, etag, data FROM bot_state WHERE key IN ({marks})", keys
-            ).fetchall()
-            found = {}
-            for row in rows:
-                item = json.loads(row["data"])
-                item["e_tag"] = row["etag"]
-                found[row["key"]] = item
-            return found
-
-        return await self._run(work)
+        unit = _UNIT.get()
+        if unit is not None and unit.store is self and unit.state_keys.issuperset(keys):
+            # Read once at the start of the turn, with the seen-check.
+            return {k: copy.deepcopy(unit.state[k]) for k in keys if k in unit.state}
+        return await self._run(lambda conn: _read_state(conn, keys))
 
     async def write(self, changes: Mapping[str, Any]) -> None:
         if changes is None:
             raise StoreError("changes are required when writing")
         if not changes:
             return
-        encoded: list[tuple[str, str | None, str, Any]] = []
+        encoded: list[tuple[str, str | None, str, str]] = []
         for key, change in changes.items():
             data = _state_dict(change)
             etag = data.pop("e_tag", None)
@@ -393,13 +636,11 @@ class SqliteStore(Storage):
                 raise StoreError(
                     f"state for a key is not JSON-serialisable ({exc.__class__.__name__})"
                 ) from exc
-            encoded.append((key, etag, text, change))
+            encoded.append((key, etag, text, uuid.uuid4().hex))
         now = self._now()
 
-        def work(conn: sqlite3.Connection) -> list[tuple[Any, str]]:
-            written = []
-            for key, etag, text, change in encoded:
-                new_etag = uuid.uuid4().hex
+        def work(conn: sqlite3.Connection) -> None:
+            for key, etag, text, new_etag in encoded:
                 if etag is None or etag == "*":
                     conn.execute(
                         "INSERT INTO bot_state (key, etag, data, updated_at) VALUES (?, ?, ?, ?)"
@@ -425,10 +666,10 @@ class SqliteStore(Storage):
                             " VALUES (?, ?, ?, ?)",
                             (key, new_etag, text, now),
                         )
-                written.append((change, new_etag))
-            return written
 
-        for change, new_etag in await self._write(work):
+        await self._write(work, deferrable=True)
+        # The new etags are decided before the write, so a deferred write can hand them back.
+        for (_, _, _, new_etag), change in zip(encoded, changes.values(), strict=True):
             if isinstance(change, dict):
                 change["e_tag"] = new_etag
             elif isinstance(change, StoreItem) or hasattr(change, "e_tag"):
@@ -442,7 +683,7 @@ class SqliteStore(Storage):
         def work(conn: sqlite3.Connection) -> None:
             conn.executemany("DELETE FROM bot_state WHERE key = ?", [(k,) for k in keys])
 
-        await self._write(work)
+        await self._write(work, deferrable=True)
 
     # -- concerns --------------------------------------------------------------------------
 
@@ -451,7 +692,7 @@ class SqliteStore(Storage):
     ) -> None:
         """Insert or update a concern. An acknowledged or closed concern keeps its status."""
         row = _concern_row(concern, status, self._now(at))
-        await self._write(lambda conn: _upsert_concern(conn, row))
+        await self._write(lambda conn: _upsert_concern(conn, row), deferrable=True)
 
     async def save_concern_and_enqueue(
         self,
@@ -467,13 +708,15 @@ class SqliteStore(Storage):
         row = _concern_row(concern, status, now)
         rows = [_outbox_row(concern.id, message, now) for message in messages]
 
-        def work(conn: sqlite3.Connection) -> list[str]:
+        def work(conn: sqlite3.Connection) -> None:
             _upsert_concern(conn, row)
             for timer in timers:
                 _insert_timer(conn, timer, now)
-            return [_insert_outbox(conn, outbox_row) for outbox_row in rows]
+            for outbox_row in rows:
+                _insert_outbox(conn, outbox_row)
 
-        return await self._write(work)
+        await self._write(work, deferrable=True)
+        return [outbox_row[0] for outbox_row in rows]
 
     async def get_concern(self, concern_id: str) -> StoredConcern | None:
         def work(conn: sqlite3.Connection) -> StoredConcern | None:
@@ -552,7 +795,8 @@ class SqliteStore(Storage):
         row = _outbox_row(
             concern_id, OutboxMessage(kind, target, payload, not_before), self._now(at)
         )
-        return await self._write(lambda conn: _insert_outbox(conn, row))
+        await self._write(lambda conn: _insert_outbox(conn, row), deferrable=True)
+        return row[0]
 
     async def claim_due(self, now: datetime | None = None, limit: int = 10) -> list[OutboxItem]:
         """Mark up to `limit` due messages 'sending' and return them.
@@ -661,8 +905,9 @@ class SqliteStore(Storage):
         detail: Mapping[str, Any] | None = None,
         *,
         at: datetime | None = None,
-    ) -> int:
-        """Append one entry. `detail` holds ids and states only, never what anyone wrote."""
+    ) -> int | None:
+        """Append one entry. `detail` holds ids and states only, never what anyone wrote.
+        Returns its id (None inside a chat turn: it is written with the turn)."""
         row = (self._now(at), actor_aad_id, action, concern_id, _dumps(dict(detail or {})))
 
         def work(conn: sqlite3.Connection) -> int:
@@ -673,7 +918,7 @@ class SqliteStore(Storage):
             )
             return int(cur.lastrowid)
 
-        return await self._write(work)
+        return await self._write(work, deferrable=True)
 
     async def audit_entries(self, concern_id: str) -> list[AuditEntry]:
         def work(conn: sqlite3.Connection) -> list[AuditEntry]:
@@ -723,15 +968,17 @@ class SqliteStore(Storage):
 
     # -- timers ----------------------------------------------------------------------------
 
-    async def schedule(self, timer: TimerSpec) -> str:
-        """Set a timer (replacing a live one with the same key); returns its id."""
+    async def schedule(self, timer: TimerSpec) -> str | None:
+        """Set a timer (moving a live one with the same key, in place); returns its id
+        (None inside a chat turn: it is written with the turn)."""
         now = self._now()
-        return await self._write(lambda conn: _insert_timer(conn, timer, now))
+        return await self._write(lambda conn: _insert_timer(conn, timer, now), deferrable=True)
 
     async def cancel_timers(
         self, *, key: str | None = None, concern_id: str | None = None, kinds: Sequence[str] = ()
-    ) -> int:
-        """Cancel pending timers by key, or by concern (optionally only these kinds)."""
+    ) -> int | None:
+        """Cancel pending timers by key, or by concern (optionally only these kinds); returns
+        how many (None inside a chat turn: it is written with the turn)."""
         if key is None and concern_id is None:
             raise ValueError("cancel_timers needs a key or a concern_id")
         clauses, params = ["status = 'pending'"], [self._now()]
@@ -747,7 +994,7 @@ class SqliteStore(Storage):
         sql = (
             f"UPDATE timers SET status = 'cancelled', updated_at = ? WHERE {' AND '.join(clauses)}"
         )
-        return await self._write(lambda conn: conn.execute(sql, params).rowcount)
+        return await self._write(lambda conn: conn.execute(sql, params).rowcount, deferrable=True)
 
     async def claim_due_timers(self, now: datetime | None = None, limit: int = 20) -> list[Timer]:
         """Mark due timers 'firing' and return them. A firing timer whose worker died (its
@@ -860,15 +1107,30 @@ class SqliteStore(Storage):
             if isinstance(reference, ConversationReference)
             else dict(reference)
         )
-        row = (kind, key, _dumps(data), self._now(at))
+        text = _dumps(data)
+        if self._refs_written.get((kind, key)) == text:
+            return  # unchanged since this process last wrote it: nothing to write
+        row = (kind, key, text, self._now(at))
         await self._write(
             lambda conn: conn.execute(
                 "INSERT INTO conversation_refs (kind, key, reference, updated_at)"
                 " VALUES (?, ?, ?, ?) ON CONFLICT (kind, key) DO UPDATE SET"
                 " reference = excluded.reference, updated_at = excluded.updated_at",
                 row,
-            )
+            ),
+            deferrable=True,
         )
+        unit = _UNIT.get()
+        if unit is not None and unit.open and unit.store is self:
+            unit.after_commit.append(lambda: self._remember_ref(kind, key, text))
+        else:
+            self._remember_ref(kind, key, text)
+
+    def _remember_ref(self, kind: str, key: str, text: str) -> None:
+        self._refs_written[(kind, key)] = text
+        self._refs_written.move_to_end((kind, key))
+        while len(self._refs_written) > REFS_REMEMBERED:
+            self._refs_written.popitem(last=False)
 
     async def get_conversation_ref(self, kind: str, key: str) -> ConversationReference | None:
         def work(conn: sqlite3.Connection) -> str | None:
@@ -878,7 +1140,10 @@ class SqliteStore(Storage):
             return row["reference"] if row else None
 
         text = await self._run(work)
-        return ConversationReference().deserialize(json.loads(text)) if text else None
+        if text is None:
+            return None
+        self._remember_ref(kind, key, text)
+        return ConversationReference().deserialize(json.loads(text))
 
 
 # -- helpers ---------------------------------------------------------------------------------
@@ -982,11 +1247,22 @@ def _insert_outbox(conn: sqlite3.Connection, row: tuple) -> str:
 
 def _insert_timer(conn: sqlite3.Connection, spec: TimerSpec, now: str) -> str:
     if spec.key is not None:
-        conn.execute(
-            "UPDATE timers SET status = 'cancelled', updated_at = ?"
-            " WHERE key = ? AND status = 'pending'",
-            (now, spec.key),
-        )
+        # Rescheduling moves the live timer in place: no cancelled row left behind per turn.
+        moved = conn.execute(
+            "UPDATE timers SET kind = ?, concern_id = ?, due_at = ?, payload = ?, attempts = 0,"
+            " last_error = NULL, updated_at = ? WHERE key = ? AND status = 'pending'"
+            " RETURNING id",
+            (
+                spec.kind,
+                spec.concern_id,
+                _iso(spec.due_at),
+                _dumps(dict(spec.payload)),
+                now,
+                spec.key,
+            ),
+        ).fetchall()
+        if moved:
+            return moved[0][0]
     timer_id = str(uuid.uuid4())
     conn.execute(
         "INSERT INTO timers (id, kind, key, concern_id, due_at, payload, status, created_at,"
