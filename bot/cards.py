@@ -8,6 +8,7 @@ every `{{ }}` is JSON-encoded, so quotes, backslashes and braces cannot break ou
 from __future__ import annotations
 
 import json
+import re
 from datetime import datetime
 from typing import Any
 
@@ -19,7 +20,6 @@ from flows.concern import FLAGS, Concern
 
 SCHEMA = "http://adaptivecards.io/schemas/adaptive-card.json"
 VERSION = "1.5"
-MAX_ACTIONS = 5  # the Adaptive Cards host limit; more choices become a radio list
 # Teams refuses messages over about 28 KB; keep each card well under it.
 MAX_CARD_BYTES = 24_000
 WORDS_LIMIT = 6_000
@@ -45,10 +45,16 @@ def heading(text: str, **extra: Any) -> dict[str, Any]:
     return {"type": "TextBlock", "text": text, "wrap": True, "weight": "Bolder", **extra}
 
 
-def submit(title: str, data: dict[str, Any], style: str = "default") -> dict[str, Any]:
-    action = {"type": "Action.Submit", "title": title, "data": data}
+def submit(
+    title: str, data: dict[str, Any], style: str = "default", *, inputs: bool = True
+) -> dict[str, Any]:
+    """An Action.Submit. `inputs=False` sends only its own data and skips the card's input
+    validation: Back, Cancel, Skip, Now and answer buttons work whatever the boxes hold."""
+    action: dict[str, Any] = {"type": "Action.Submit", "title": title, "data": data}
     if style != "default":
         action["style"] = style
+    if not inputs:
+        action["associatedInputs"] = "none"
     return action
 
 
@@ -60,23 +66,49 @@ def _plain(text: str) -> dict[str, Any]:
 # -- conversation replies -----------------------------------------------------------------
 
 NAVIGATION = [
-    submit("Back", {"action": "command", "command": "back"}),
-    submit("Cancel", {"action": "command", "command": "cancel"}, "destructive"),
+    submit("Back", {"action": "command", "command": "back"}, inputs=False),
+    submit("Cancel", {"action": "command", "command": "cancel"}, "destructive", inputs=False),
 ]
+# Kinds that wait for the staff member: a card of one of these has live buttons.
+LIVE_KINDS = {"question", "summary", "menu", "confirm"}
+_TYPE_SKIP = re.compile(r"\b([Tt])ype 'skip'")
+ANSWER_SHOWN = 80  # characters of an answer echoed in the read-only line
+
+
+def is_live(reply: Reply) -> bool:
+    return reply.kind in LIVE_KINDS
 
 
 def reply_card(reply: Reply) -> dict[str, Any] | None:
     """The card for a reply, or None when plain text is the right form (short messages)."""
     if reply.kind == "text" and not reply.urgent and not reply.title:
         return None
+    body = _reply_body(reply)
+    actions = _actions(reply, body)
+    out = card(body, actions)
+    out["fallbackText"] = reply_text(reply)
+    return out
+
+
+def _reply_body(reply: Reply) -> list[dict[str, Any]]:
     body: list[dict[str, Any]] = []
+    if reply.progress:
+        body.append(
+            {"type": "TextBlock", "text": reply.progress, "size": "Small", "isSubtle": True}
+        )
     if reply.rules:
         rules = [heading("Before you start - the rules", color="Attention")]
         rules += [_plain(f"• {rule}") for rule in reply.rules]
         body.append({"type": "Container", "style": "attention", "items": rules})
     if reply.title:
         body.append(heading(reply.title, size="Medium"))
-    text = _plain(reply.text)
+    shown = reply.text
+    if reply.kind == "question" and reply.optional:
+        # The card has a Skip button: the words must name it, not a word to type.
+        shown = _TYPE_SKIP.sub(
+            lambda m: ("Press" if m.group(1) == "T" else "press") + " Skip", shown
+        )
+    text = _plain(shown)
     if reply.urgent:
         body.append({"type": "Container", "style": "attention", "items": [text]})
     else:
@@ -87,10 +119,56 @@ def reply_card(reply: Reply) -> dict[str, Any] | None:
         body.append(_fact(label, value))
     for contact in reply.contacts:
         body.append(_contact(contact))
-    actions = _actions(reply, body)
+    return body
+
+
+def message_card(
+    replies: list[Reply], answered: list[tuple[str, str]] | None = None
+) -> dict[str, Any]:
+    """Several replies as ONE card (fewer, denser messages): what was just answered, any
+    notices, then the question that waits - its buttons are the card's buttons."""
+    body: list[dict[str, Any]] = []
+    if answered:
+        body.append(_answered_block(answered))
+    actions: list[dict[str, Any]] = []
+    for reply in replies:
+        part = _reply_body(reply)
+        if body and part:
+            part[0] = {**part[0], "separator": True, "spacing": "Medium"}
+        actions = _actions(reply, part)  # only the last (live) reply has buttons
+        body.extend(part)
     out = card(body, actions)
-    out["fallbackText"] = reply_text(reply)
+    out["fallbackText"] = "\n\n".join(reply_text(r) for r in replies)
     return out
+
+
+def answered_card(answered: list[tuple[str, str]]) -> dict[str, Any]:
+    """What a question card becomes once answered: read-only, compact, no buttons."""
+    lines = answered or [("", "Continued below")]
+    out = card([_answered_block(lines)])
+    out["fallbackText"] = "\n".join(_answer_line(label, shown) for label, shown in lines)
+    return out
+
+
+def _answer_line(label: str, shown: str) -> str:
+    first = shown.split("\n", 1)[0]
+    if len(first) > ANSWER_SHOWN or first != shown:
+        first = first[:ANSWER_SHOWN].rstrip() + "…"
+    return f"✓ {label}: {first}" if label else f"✓ {first}"
+
+
+def _answered_block(answered: list[tuple[str, str]]) -> dict[str, Any]:
+    items = []
+    for label, shown in answered:
+        line = _answer_line(label, shown)
+        # Typed words stay TextRuns: never read as markdown.
+        items.append(
+            {
+                "type": "RichTextBlock",
+                "inlines": [{"type": "TextRun", "text": line, "isSubtle": True, "size": "Small"}],
+            }
+        )
+    return {"type": "Container", "items": items}
 
 
 def _fact(label: str, value: str) -> dict[str, Any]:
@@ -138,38 +216,35 @@ def _actions(reply: Reply, body: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 [submit("Change it", {"action": "change"})],
             ),
         }
-        return [submit("Send now", {"action": "confirm"}, "positive"), change, *NAVIGATION[1:]]
-    if reply.kind in {"menu", "confirm"}:
-        return _choices(reply, body, data, "Start")
+        send = submit("Send now", {"action": "confirm"}, "positive", inputs=False)
+        return [send, change, *NAVIGATION[1:]]
+    if reply.kind == "confirm":
+        return [submit(o.label, {"action": o.value}, o.style, inputs=False) for o in reply.options]
+    if reply.kind == "menu":
+        _tap_buttons(reply, body, data)
     return []
 
 
-def _choices(
-    reply: Reply, body: list[dict[str, Any]], data: dict, verb: str, room: int = MAX_ACTIONS
-) -> list[dict]:
+def _tap_buttons(reply: Reply, body: list[dict[str, Any]], data: dict) -> None:
+    """One button per choice, stacked full width in the body: one tap answers, and a long
+    list never overflows a phone's action bar."""
     key = "flow" if data.get("action") == "start" else "value"
-    if reply.kind == "confirm":
-        return [submit(o.label, {"action": o.value}, o.style) for o in reply.options]
-    if len(reply.options) <= room:
-        return [submit(o.label, {**data, key: o.value}, o.style) for o in reply.options]
-    body.append(
-        {
-            "type": "Input.ChoiceSet",
-            "id": key,
-            "label": "Choose one",
-            "style": "expanded",
-            "isRequired": True,
-            "errorMessage": "Please choose one.",
-            "choices": [{"title": o.label, "value": o.value} for o in reply.options],
-        }
-    )
-    return [submit(verb, data, "positive")]
+    for option in reply.options:
+        sent = option.submit if option.submit is not None else {**data, key: option.value}
+        body.append(
+            {
+                "type": "ActionSet",
+                "actions": [submit(option.label, sent, option.style, inputs=False)],
+            }
+        )
 
 
 def _question_actions(reply: Reply, body: list[dict[str, Any]], data: dict) -> list[dict]:
     if reply.options:
-        room = MAX_ACTIONS - len(NAVIGATION)
-        return [*_choices(reply, body, data, "Next", room), *NAVIGATION]
+        _tap_buttons(reply, body, data)
+        return list(NAVIGATION)
+    if reply.input == "datetime":
+        return [*_time_inputs(reply, body, data), *NAVIGATION]
     field: dict[str, Any] = {"id": "value", "label": "Your answer"}
     field["isRequired"] = not reply.optional
     if reply.input == "number":
@@ -177,15 +252,41 @@ def _question_actions(reply: Reply, body: list[dict[str, Any]], data: dict) -> l
     else:
         field.update(type="Input.Text", errorMessage="Please type your answer.")
         field["isMultiline"] = reply.input == "text"
-        if reply.input == "datetime":
-            field["placeholder"] = "e.g. 14:05, yesterday 15:20, or now"
     body.append(field)
     actions = [submit("Next", data, "positive")]
-    if reply.input == "datetime":
-        actions.append(submit("Now", {**data, "value": "now"}))
     if reply.optional:
-        actions.append(submit("Skip", {**data, "value": "skip"}))
+        actions.append(submit("Skip", {**data, "value": "skip"}, inputs=False))
     return [*actions, *NAVIGATION]
+
+
+def _time_inputs(reply: Reply, body: list[dict[str, Any]], data: dict) -> list[dict]:
+    """Native date and time pickers; "Now" is one tap. Typing a time in the chat still works."""
+    date: dict[str, Any] = {"type": "Input.Date", "id": "date", "label": "Date"}
+    if reply.today:
+        date.update(value=reply.today, max=reply.today)
+    time = {
+        "type": "Input.Time",
+        "id": "time",
+        "label": "Time",
+        "isRequired": not reply.optional,
+        "errorMessage": "Choose the time, or press Now.",
+    }
+    body.append(
+        {
+            "type": "ColumnSet",
+            "columns": [
+                {"type": "Column", "width": "stretch", "items": [date]},
+                {"type": "Column", "width": "stretch", "items": [time]},
+            ],
+        }
+    )
+    actions = [
+        submit("Now", {**data, "value": "now"}, "positive", inputs=False),
+        submit("Next", data),
+    ]
+    if reply.optional:
+        actions.append(submit("Skip", {**data, "value": "skip"}, inputs=False))
+    return actions
 
 
 # -- the alert ----------------------------------------------------------------------------

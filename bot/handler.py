@@ -13,7 +13,7 @@ from botbuilder.core.teams import TeamsActivityHandler
 from botbuilder.schema import Activity, ActivityTypes, Attachment, ChannelAccount
 
 from bot.alerts import CARD, AlertService
-from bot.cards import reply_card
+from bot.cards import answered_card, is_live, message_card, reply_card
 from bot.reports import ReportsView, report_command
 from bot.store import SqliteStore
 from bot.timekeeper import Timekeeper
@@ -54,6 +54,8 @@ class SafeguardingBot(TeamsActivityHandler):
         self.clock = clock
         self.user_state = UserState(store)
         self.sessions = self.user_state.create_property("session")
+        # The one question card still waiting for an answer: {"id", "lines"}.
+        self.open_cards = self.user_state.create_property("open_card")
 
     async def on_turn(self, turn_context: TurnContext) -> None:
         activity = turn_context.activity
@@ -149,8 +151,49 @@ class SafeguardingBot(TeamsActivityHandler):
             await self.timekeeper.on_turn(
                 self.user_state.get_storage_key(turn_context), reporter, result.state
             )
-        for reply in result.replies:
-            await turn_context.send_activity(_reply_activity(reply))
+        await self._send_replies(turn_context, result)
+
+    async def _send_replies(self, turn_context: TurnContext, result: TurnResult) -> None:
+        """Fewer, denser messages: notices ride in the card of the question that follows.
+
+        The card that asked the question just answered never stays live: pressed on, it
+        is replaced in place by what was answered and the next question (so the chat does
+        not grow); answered by typing, it becomes read-only lines of what was answered.
+        """
+        activity = turn_context.activity
+        open_card = await self.open_cards.get(turn_context, lambda: {}) or {}
+        lines = [*map(tuple, open_card.get("lines", [])), *result.answered]
+        groups = _groups(result.replies)
+        pressed = activity.reply_to_id if isinstance(activity.value, dict) else None
+        still_open: dict[str, Any] = {}
+        if open_card.get("id") and pressed == open_card["id"] and groups:
+            first = groups.pop(0)
+            if await self._replace(turn_context, pressed, message_card(first, lines)):
+                if is_live(first[-1]):
+                    still_open = {"id": pressed, "lines": lines}
+            else:
+                groups.insert(0, first)
+        elif open_card.get("id"):
+            await self._replace(turn_context, open_card["id"], answered_card(lines))
+        for group in groups:
+            sent = await turn_context.send_activity(_group_activity(group))
+            if is_live(group[-1]) and sent is not None and sent.id:
+                still_open = {"id": sent.id, "lines": []}
+        await self.open_cards.set(turn_context, still_open)
+        await self.user_state.save_changes(turn_context)
+
+    async def _replace(self, turn_context: TurnContext, activity_id: str, card: dict) -> bool:
+        updated = Activity(
+            id=activity_id,
+            type=ActivityTypes.message,
+            attachments=[Attachment(content_type=CARD, content=card)],
+        )
+        try:
+            await turn_context.update_activity(updated)
+        except Exception as exc:  # the answer is saved; an old card left live is only untidy
+            logger.warning("card update failed (activity_id=%s error=%s)", activity_id, exc)
+            return False
+        return True
 
     # -- alert card actions --------------------------------------------------------------
 
@@ -203,10 +246,27 @@ class SafeguardingBot(TeamsActivityHandler):
             )
 
 
-def _reply_activity(reply: Reply) -> Activity:
-    card = reply_card(reply)
-    if card is None:
-        return MessageFactory.text(reply_text(reply))
+def _groups(replies: list[Reply]) -> list[list[Reply]]:
+    """Each card that waits for an answer takes the notices before it; the rest go together."""
+    groups: list[list[Reply]] = []
+    pending: list[Reply] = []
+    for reply in replies:
+        pending.append(reply)
+        if is_live(reply):
+            groups.append(pending)
+            pending = []
+    if pending:
+        groups.append(pending)
+    return groups
+
+
+def _group_activity(group: list[Reply]) -> Activity:
+    if len(group) == 1:
+        card = reply_card(group[0])
+        if card is None:
+            return MessageFactory.text(reply_text(group[0]))
+    else:
+        card = message_card(group)
     return Activity(
         type=ActivityTypes.message,
         attachments=[Attachment(content_type=CARD, content=card)],

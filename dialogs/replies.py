@@ -15,6 +15,7 @@ class Option:
     value: str
     label: str
     style: str = "default"  # default | positive | destructive
+    submit: dict[str, Any] | None = None  # what the button sends, when not the reply's own
 
 
 @dataclass(frozen=True)
@@ -49,6 +50,8 @@ class Reply:
     contacts: tuple[ContactView, ...] = ()
     submit: dict[str, Any] = field(default_factory=dict)
     urgent: bool = False
+    progress: str | None = None  # "Question 5 of 13 - about 2 minutes left"
+    today: str | None = None  # ISO date, the default of a date picker
 
 
 @dataclass(frozen=True)
@@ -64,3 +67,6 @@ class TurnResult:
     replies: list[Reply]
     events: list[Event]
     state: dict[str, Any]
+    # What this turn answered, as (label, answer as shown): the card that asked it is
+    # replaced by these read-only lines.
+    answered: list[tuple[str, str]] = field(default_factory=list)

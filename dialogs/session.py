@@ -15,6 +15,7 @@ from flows.calendar import working_days_for
 from flows.catalogue import catalogue
 from flows.concern import Reporter
 from flows.engine import CompiledFlow, FlowContext, FlowRun, InvalidAnswer, Prompt
+from flows.graph import progress
 
 COMMANDS = {
     "help": "help",
@@ -62,11 +63,12 @@ class Session:
         """One incoming message: typed `text`, or a card's submitted `value`."""
         self._replies: list[Reply] = []
         self._events: list[Event] = []
+        self._answered: list[tuple[str, str]] = []
         if value:
             self._on_submit(dict(value), now)
         else:
             self._on_text(text or "", now)
-        return TurnResult(self._replies, self._events, dict(self.state))
+        return TurnResult(self._replies, self._events, dict(self.state), self._answered)
 
     def _on_text(self, text: str, now: datetime) -> None:
         command = COMMANDS.get(text.strip().lower())
@@ -100,7 +102,7 @@ class Session:
             if value.get("step") != self.state["flow"]["step"]:
                 self._say("That button belongs to an earlier question; nothing was changed.")
                 return self._reprompt(now)
-            return self._answer(value.get("value", ""), now)
+            return self._answer(_submitted_answer(value, now), now)
         if action in {"confirm", "change", "cancel_yes", "cancel_no"}:
             return self._text_dispatch(action, value, now)
         self._say("Sorry, I did not understand that button. Nothing was changed.")
@@ -124,13 +126,15 @@ class Session:
         if not candidates:
             return self._cmd_menu(now)
         self.state = {"mode": "triage", "candidates": candidates}
+        options = [Option(c, self.flows[c].definition.short_title) for c in candidates]
+        options.append(Option("menu", SOMETHING_ELSE, submit=MENU_COMMAND))
         self._replies.append(
             Reply(
                 kind="menu",
                 title="Which of these is it?",
-                text="I think this may be about the following. Choose one to start - or "
-                "'menu' for every kind of concern. Nothing has been sent yet.",
-                options=tuple(Option(c, self.flows[c].definition.title) for c in candidates),
+                text="Choose the closest to start. Nothing has been sent yet. If a child is in "
+                f"immediate danger, phone {self._emergency()} now.",
+                options=tuple(options),
                 submit={"action": "start"},
             )
         )
@@ -140,6 +144,9 @@ class Session:
         chosen = _pick(text, self.state["candidates"], self.flows)
         if chosen:
             return self._start(chosen, now)
+        said = text.strip().lower()
+        if said in {SOMETHING_ELSE.lower(), str(len(self.state["candidates"]) + 1)}:
+            return self._cmd_menu(now)
         self.state = {"mode": "idle"}
         return self._text_idle(text, now)
 
@@ -203,7 +210,7 @@ class Session:
                 title="What is your concern about?",
                 text="Choose the closest. If a child is in immediate danger, phone "
                 f"{self._emergency()} now.",
-                options=tuple(Option(f.id, f.definition.title) for f in self.flows.values()),
+                options=tuple(Option(f.id, f.definition.short_title) for f in self.flows.values()),
                 submit={"action": "start"},
             )
         )
@@ -216,6 +223,7 @@ class Session:
             return self._say("Nothing to cancel. Type 'report' to start a report.")
         self.state["resume_mode"] = mode
         self.state["mode"] = "confirm_cancel"
+        self._answered.append(("Cancel", "you asked to stop this report"))
         raised = self.state.get("raised", False)
         self._replies.append(
             Reply(
@@ -243,6 +251,8 @@ class Session:
             moved = run.back()
             self._save(run)
         self.state["mode"] = "flow"
+        if moved:
+            self._answered.append(("Back", "changing the answer before"))
         if not moved:
             self._say("This is the first question.")
         return self._reprompt(now)
@@ -258,6 +268,8 @@ class Session:
             "flow": flow.new_state(now, prefill),
         }
         definition = flow.definition
+        if not prefill:
+            self._answered.append(("Report", definition.short_title))
         self._replies.append(
             Reply(kind="text", title=definition.title, text=definition.description)
         )
@@ -271,12 +283,15 @@ class Session:
 
     def _answer(self, raw: Any, now: datetime) -> None:
         with self._run() as run:
+            step = run.step
             try:
                 outcome = run.answer(raw, now)
             except InvalidAnswer as exc:
                 self._say(str(exc))
                 return self._reprompt(now)
             self._save(run)
+            if step.kind != "info" and step.id in run.data["answers"]:
+                self._answered.append((step.label, run.display(step, run.data["answers"][step.id])))
             for message in outcome.say:
                 self._say(message, urgent=True)
             if outcome.raised:
@@ -377,11 +392,34 @@ class Session:
         if lead:
             self._say(lead)
         with self._run() as run:
-            self._replies.append(_question(run.prompt()))
+            number, total, seconds = progress(run.definition, run.state, len(run.data["history"]))
+            shown = f"Question {number} of {total} - {_time_left(seconds)}"
+            self._replies.append(_question(run.prompt(), shown, now.date().isoformat()))
         return None
 
 
-def _question(prompt: Prompt) -> Reply:
+SOMETHING_ELSE = "Something else"
+MENU_COMMAND = {"action": "command", "command": "menu"}
+
+
+def _time_left(seconds: int) -> str:
+    minutes = round(seconds / 60)
+    if minutes < 1:
+        return "under a minute left"
+    return f"about {minutes} minute{'s' if minutes > 1 else ''} left"
+
+
+def _submitted_answer(value: Mapping[str, Any], now: datetime) -> Any:
+    """The answer a card sent: its `value`, or a date and time from the pickers."""
+    answer = value.get("value", "")
+    picked_time = str(value.get("time") or "").strip()
+    if answer in ("", None) and picked_time:
+        picked_date = str(value.get("date") or "").strip() or now.date().isoformat()
+        return f"{picked_date} {picked_time}"
+    return answer
+
+
+def _question(prompt: Prompt, progress_line: str | None = None, today: str | None = None) -> Reply:
     inputs = {"text": "text", "datetime": "datetime", "number": "number"}
     options = tuple(Option(value, label) for value, label in prompt.choices)
     if prompt.kind == "info":
@@ -395,6 +433,8 @@ def _question(prompt: Prompt) -> Reply:
         input=inputs.get(prompt.kind),
         optional=prompt.optional,
         submit={"action": "answer", "step": prompt.step_id},
+        progress=progress_line,
+        today=today if prompt.kind == "datetime" else None,
     )
 
 

@@ -13,6 +13,8 @@ from flows.concern import FLAGS, RECORDABLE, ROUTES
 
 KINDS = ("info", "yes_no", "choice", "text", "datetime", "number")
 FINAL_STATES = ("done", "exit")
+# A button on a 390 px phone screen shows about 28 characters before cutting the title.
+SHORT_TITLE_MAX = 28
 
 
 class FlowDefinitionError(ValueError):
@@ -111,6 +113,7 @@ class FlowDefinition:
     deadlines: tuple[str, ...]
     triage: tuple[str, ...]
     path: str
+    short_title: str = ""  # a button label that fits a phone (SHORT_TITLE_MAX characters)
 
     @property
     def initial(self) -> str:
@@ -177,6 +180,7 @@ _STEP_KEYS = {
 _FLOW_KEYS = {
     "id",
     "title",
+    "short_title",
     "description",
     "route",
     "rules",
@@ -328,9 +332,16 @@ def parse_flow(text: str, path: str, common: Mapping[str, Any] | None = None) ->
     if not isinstance(data, Mapping):
         raise FlowDefinitionError(f"{path}: a flow file must be a mapping")
     reader.check_keys(data, _FLOW_KEYS, "flow")
-    for key in ("id", "title", "route", "dsl_decision"):
+    for key in ("id", "title", "short_title", "route", "dsl_decision"):
         if not isinstance(data.get(key), str):
             reader.problem(f"flow.{key}", "is required")
+    short = data.get("short_title")
+    if isinstance(short, str) and not 0 < len(short.strip()) <= SHORT_TITLE_MAX:
+        reader.problem(
+            "flow.short_title",
+            f"must be 1-{SHORT_TITLE_MAX} characters so a button shows it whole on a phone "
+            f"(got {len(short)}: {short!r})",
+        )
     if data.get("route") is not None and data.get("route") not in ROUTES:
         reader.problem(
             "flow.route", f"unknown route {data.get('route')!r}; known: {sorted(ROUTES)}"
@@ -373,4 +384,5 @@ def parse_flow(text: str, path: str, common: Mapping[str, Any] | None = None) ->
         deadlines=reader.strings(data.get("deadlines"), "flow.deadlines"),
         triage=reader.strings(data.get("triage"), "flow.triage"),
         path=path,
+        short_title=data["short_title"].strip(),
     )

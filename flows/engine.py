@@ -529,7 +529,10 @@ def _parse_time(raw: str, now: datetime, tz: Any) -> datetime:
         raise InvalidAnswer(
             "Please give a time like 14:05, 'yesterday 15:20', '2026-11-20 09:15' or 'now'."
         ) from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=tz)
+    moment = moment if moment.tzinfo else moment.replace(tzinfo=tz)
+    if moment > local_now + timedelta(minutes=5):  # a picked date and time too
+        raise InvalidAnswer("That time is in the future. Give the time it happened, or 'now'.")
+    return moment
 
 
 def _format_time(moment: datetime) -> str:

@@ -27,6 +27,11 @@ CHANNEL = SCHOOL.dsl_channel.channel_id
 CARD = "application/vnd.microsoft.card.adaptive"
 
 
+# Card updates in channels and 1:1 chats the bot opened, not the reporter's own question
+# cards (those are replaced in place as they are answered).
+ALERT_UPDATES = r"^/v3/conversations/(?!a:personal-)[^/]+/activities/"
+
+
 @dataclass(frozen=True)
 class User:
     id: str

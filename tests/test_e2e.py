@@ -10,6 +10,7 @@ import pytest
 
 from tests.cardcheck import assert_valid_cards, card_texts
 from tests.e2e import (
+    ALERT_UPDATES,
     CARD,
     CHAIR,
     CHANNEL,
@@ -180,7 +181,7 @@ async def test_only_the_dsl_team_can_act_and_the_first_acknowledgement_wins(bot:
     assert "Only the DSL team" in body["value"]
     stored = await bot.server.store.get_concern(concern_id)
     assert stored.acknowledged_by is None
-    assert not bot.connector.requests_to(r"/activities/", "PUT")
+    assert not bot.connector.requests_to(ALERT_UPDATES, "PUT")
 
     results = await asyncio.gather(
         *(bot.press_on_alert("acknowledge", user=u) for u in (DSL, DEPUTY))
@@ -351,6 +352,6 @@ async def test_stopping_a_raised_missing_child_report_keeps_the_alert_and_says_s
     assert "already has the alert" in bot.texts_to(REPORTER)
     await bot.say("yes")
     await bot.settle()
-    last_card = bot.connector.requests_to(r"/activities/", "PUT")[-1].json
+    last_card = bot.connector.requests_to(ALERT_UPDATES, "PUT")[-1].json
     assert "The reporter stopped recording" in str(last_card)
     assert "Premises and surrounding area searched" in str(last_card)  # what they did record

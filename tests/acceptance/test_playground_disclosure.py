@@ -131,14 +131,35 @@ async def _next_bot_message(
         ) from None
 
 
+def _actions(card: dict[str, Any] | None) -> list[dict[str, Any]]:
+    """Every button on a card: the card's own and those in ActionSets in its body."""
+    if not card:
+        return []
+    found = list(card.get("actions") or [])
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            if node.get("type") == "ActionSet":
+                found.extend(node.get("actions") or [])
+            for key, value in node.items():
+                if key != "actions":
+                    walk(value)
+        elif isinstance(node, list):
+            for item in node:
+                walk(item)
+
+    walk(card.get("body") or [])
+    return found
+
+
 def _is_prompt(m: Message) -> bool:
     """A question card or the summary: something that waits for the reporter."""
-    actions = (m.card or {}).get("actions") or []
+    actions = _actions(m.card)
     return any((a.get("data") or {}).get("action") in {"answer", "confirm"} for a in actions)
 
 
 def _step(m: Message) -> str:
-    for action in m.card.get("actions") or []:
+    for action in _actions(m.card):
         data = action.get("data") or {}
         if data.get("action") == "confirm":
             return "summary"
@@ -148,7 +169,7 @@ def _step(m: Message) -> str:
 
 
 def _button(m: Message, **match: str) -> dict[str, Any] | None:
-    for action in m.card.get("actions") or []:
+    for action in _actions(m.card):
         data = action.get("data") or {}
         if action.get("type") == "Action.Submit" and all(
             data.get(k) == v for k, v in match.items()
@@ -198,9 +219,14 @@ async def test_disclosure_reaches_the_dsl_channel_and_the_acknowledgement_the_re
     await pg.submit(start, reply_to=menu.id)
 
     # 2. Every question: press the answer's button when the card has one, else type it.
+    # A pressed card is replaced in place by the next question, so a prompt is new when
+    # it asks a step not yet answered (answered cards lose their buttons).
     answered: list[str] = []
     while True:
-        prompt = await _next_bot_message(pg, seen, "the next question", _is_prompt)
+        prompt = await pg.wait_for(
+            lambda m: m.from_bot and _is_prompt(m) and _step(m) not in answered,
+            STEP_TIMEOUT,
+        )
         assert prompt.conversation_id == personal
         step = _step(prompt)
         mark()
@@ -217,15 +243,17 @@ async def test_disclosure_reaches_the_dsl_channel_and_the_acknowledgement_the_re
             await pg.send_personal(answer)
     assert answered == list(ANSWERS)
     summary = prompt
+    live = [m.id for m in pg.messages(personal, from_bot=True) if _actions(m.card)]
+    assert live == [summary.id], "an answered card still has buttons"
     assert CHILD in _text_runs(summary.card)
 
     # 3. Send (the "Send now" button): saved first, then a NEW THREAD in the DSL channel.
     send = _button(summary, action="confirm")
     assert send, f"no Send button on the summary: {_summary(summary)}"
     await pg.submit(send, reply_to=summary.id)
-    await _next_bot_message(
-        pg, seen, "'Saved. Sending...'", lambda m: "Saved" in (m.text or ""), conversation=personal
-    )
+    # ... the summary is replaced in place by what was done and "Saved. Sending ..."
+    saved = await pg.wait_for(lambda m: m.id == summary.id and "Saved" in _summary(m))
+    assert not _actions(saved.card), "the sent summary still has buttons"
     alert = await _next_bot_message(
         pg, seen, "the alert in the DSL channel", lambda m: m.card, conversation=CHANNEL
     )
