@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
@@ -48,7 +49,9 @@ logger = logging.getLogger(__name__)
 CARD = "application/vnd.microsoft.card.adaptive"
 MAX_ATTEMPTS = 12
 SEND_TIMEOUT_SECONDS = 60
-TELL_REPORTER_AT_ATTEMPTS = {1, 6}  # at once, and again after about two minutes
+TELL_REPORTER_AT_ATTEMPTS = {1, 6}
+# Happens once per report (pressing "Send"): a concurrent duplicate is dropped by the store.
+FINAL = "concern_final"  # at once, and again after about two minutes
 VERBS = {
     "acknowledge": "acknowledged",
     "referred_social_care": "referred_social_care",
@@ -110,8 +113,11 @@ class AlertService:
         *,
         clock: Callable[[], datetime],
         default_service_url: str = "https://smba.trafficmanager.net/uk/",
+        owner: str | None = None,
     ) -> None:
         self.store = store
+        # Whose leases these are: a restarted server reclaims its own unfinished sends.
+        self.owner = owner or socket.gethostname()
         self.messenger = messenger
         self.school = school
         self.clock = clock
@@ -120,22 +126,43 @@ class AlertService:
 
     # -- from the conversation -----------------------------------------------------------
 
-    async def on_event(self, event: Event, reporter_service_url: str) -> None:
-        """Write the concern (and what must be sent) before anyone is told anything."""
+    async def on_event(self, event: Event, reporter_service_url: str) -> bool:
+        """Write the concern (and what must be sent) before anyone is told anything.
+
+        Returns False when the store says this event was already applied by another turn
+        (the same "Send" twice at once): nothing was written or queued, say nothing."""
         concern = event.concern
         existing = await self.store.get_concern(concern.id)
         now = self.clock()
         if existing is None:
-            messages = self._first_messages(concern, reporter_service_url)
-            await self.store.save_concern_and_enqueue(
-                concern, messages, at=now, timers=deadline_timers(concern, now)
-            )
-            await self.store.audit(
-                concern.reporter.aad_object_id,
-                "concern_" + ("raised" if event.kind == "concern_raised" else "final"),
-                concern.id,
-                {"type": concern.type, "route": concern.routing.route, "flags": concern.flags},
+            applied = await self.store.raise_concern(
+                concern,
+                ["created", *([event.kind] if event.kind == FINAL else [])],
+                self._first_messages(concern, reporter_service_url),
                 at=now,
+                timers=deadline_timers(concern, now),
+                audit=[
+                    (
+                        concern.reporter.aad_object_id,
+                        "concern_" + ("raised" if event.kind == "concern_raised" else "final"),
+                        {
+                            "type": concern.type,
+                            "route": concern.routing.route,
+                            "flags": concern.flags,
+                        },
+                    )
+                ],
+            )
+        elif event.kind == FINAL:
+            # A confirm after an early raise: keep DSL notes, refresh the card - once.
+            merged = replace(concern, notes=existing.concern.notes)
+            applied = await self.store.raise_concern(
+                merged,
+                [FINAL],
+                [OutboxMessage("update_card", {}, {"concern_id": concern.id})],
+                status=existing.status,
+                at=now,
+                audit=[(concern.reporter.aad_object_id, event.kind, {"status": event.kind})],
             )
         else:
             # A live incident (missing child) or a correction: keep DSL notes, refresh the card.
@@ -145,7 +172,11 @@ class AlertService:
             await self.store.audit(
                 concern.reporter.aad_object_id, event.kind, concern.id, {"status": event.kind}
             )
+            applied = True
+        if not applied:
+            logger.info("concurrent duplicate ignored concern=%s event=%s", concern.id, event.kind)
         self.wakeup.set()
+        return applied
 
     def _first_messages(self, concern: Concern, service_url: str) -> list[OutboxMessage]:
         route = concern.routing.route
@@ -171,11 +202,37 @@ class AlertService:
     # -- delivery ------------------------------------------------------------------------
 
     async def deliver_due(self, limit: int = 10) -> int:
-        """Send what is due now; returns how many were attempted."""
-        items = await self.store.claim_due(self.clock(), limit)
-        for item in items:
-            await self._deliver(item)
+        """Send what is due now; returns how many were attempted. The claimed rows' lease
+        (seconds) is renewed while their sends are in flight."""
+        items = await self.store.claim_due(self.clock(), limit, owner=self.owner)
+        if not items:
+            return 0
+        pending = [item.id for item in items]
+        renewing = asyncio.create_task(self._renew(pending))
+        try:
+            for item in items:
+                await self._deliver(item)
+                pending.remove(item.id)
+        finally:
+            renewing.cancel()
         return len(items)
+
+    async def _renew(self, pending: list[str]) -> None:
+        every = self.store.delivery_lease.total_seconds() / 3
+        while True:
+            await asyncio.sleep(every)
+            try:
+                await self.store.renew_claims(list(pending), at=self.clock())
+            except StoreError as exc:
+                logger.warning("outbox lease renewal failed: %s", type(exc).__name__)
+
+    async def reclaim_unfinished(self) -> int:
+        """At start-up: this server's own sends cut short by a crash are due again at once."""
+        count = await self.store.reclaim_own(self.owner, at=self.clock())
+        if count:
+            logger.warning("outbox reclaimed %d unfinished send(s) at start-up", count)
+            self.wakeup.set()
+        return count
 
     async def run(self, stop: asyncio.Event, poll_seconds: float = 1.0) -> None:
         """The background worker: wake on new work or every `poll_seconds`."""

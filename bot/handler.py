@@ -25,6 +25,8 @@ from flows.concern import Reporter
 
 logger = logging.getLogger(__name__)
 
+DUPLICATE_TURN = "safeguarding.duplicate_turn"
+
 IMAGE_WARNING = (
     "Please do not send images or files about a child here - I have not opened or kept it. "
     "If it shows a child, do not forward it: tell the DSL you have it."
@@ -68,7 +70,8 @@ class SafeguardingBot(TeamsActivityHandler):
             return
         await self._remember(turn_context)
         await super().on_turn(turn_context)
-        await self.user_state.save_changes(turn_context)
+        if not turn_context.turn_state.get(DUPLICATE_TURN):
+            await self.user_state.save_changes(turn_context)
         logger.info(
             "turn type=%s activity_id=%s took=%.3fs",
             activity.type,
@@ -144,7 +147,11 @@ class SafeguardingBot(TeamsActivityHandler):
     ) -> None:
         # The concern is written (with its outbox) before the staff member is told anything.
         for event in result.events:
-            await self.alerts.on_event(event, turn_context.activity.service_url)
+            if not await self.alerts.on_event(event, turn_context.activity.service_url):
+                # Another turn (the same "Send" pressed twice at once) already did this: that
+                # turn keeps the session and answers; this one changes and says nothing.
+                turn_context.turn_state[DUPLICATE_TURN] = True
+                return
         await self.sessions.set(turn_context, result.state)
         await self.user_state.save_changes(turn_context)
         if self.timekeeper is not None:

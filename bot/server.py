@@ -62,6 +62,7 @@ def build_server(
         # The outbox and the timers run in the background for as long as the app runs, each
         # in its own store lane (thread and connection): chat traffic never delays an alert.
         stop = asyncio.Event()
+        await alerts.reclaim_unfinished()  # a crash's unfinished sends go again at once
         tasks = [
             asyncio.create_task(
                 alerts.run(stop, poll_seconds), context=store.lane_context("outbox")

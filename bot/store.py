@@ -144,7 +144,43 @@ MIGRATIONS += (
         WHERE key IS NOT NULL AND status = 'pending';
     """,
 )
+MIGRATIONS += (
+    # 3: one alert per report, whatever the timing (issue 10).
+    # - concern_milestones: a report is raised / confirmed / delivered once. The first turn to
+    #   insert the milestone wins; a concurrent duplicate queues nothing.
+    # - alert_posts: every activity an alert was posted as (a crash or a slow answer can leave
+    #   two copies); acting on any copy updates them all.
+    # - outbox.priority (alerts first), claimed_by (whose lease), unknown_outcome (an earlier
+    #   attempt may have reached Teams: the re-sent card says so).
+    """
+    CREATE TABLE concern_milestones (
+        concern_id TEXT NOT NULL,
+        milestone TEXT NOT NULL,
+        at TEXT NOT NULL,
+        PRIMARY KEY (concern_id, milestone)
+    );
+    CREATE TABLE alert_posts (
+        concern_id TEXT NOT NULL,
+        activity_id TEXT NOT NULL,
+        reference TEXT NOT NULL,
+        resend INTEGER NOT NULL DEFAULT 0,
+        source TEXT NOT NULL,
+        at TEXT NOT NULL,
+        PRIMARY KEY (concern_id, activity_id)
+    );
+    ALTER TABLE outbox ADD COLUMN priority INTEGER NOT NULL DEFAULT 1;
+    ALTER TABLE outbox ADD COLUMN claimed_by TEXT;
+    ALTER TABLE outbox ADD COLUMN unknown_outcome INTEGER NOT NULL DEFAULT 0;
+    CREATE INDEX outbox_claim ON outbox (status, priority, next_attempt_at);
+    """,
+)
 SCHEMA_VERSION = len(MIGRATIONS)
+
+# Outbox order: alerts first, then messages to people, then card refreshes.
+PRIORITY = {"post_alert": 0, "update_card": 2}
+DEFAULT_PRIORITY = 1
+# A send holds its row for this long; the sender renews it while the request is in flight.
+DELIVERY_LEASE = timedelta(seconds=30)
 
 
 def _utcnow() -> datetime:
@@ -207,6 +243,20 @@ class OutboxItem:
     created_at: datetime
     last_error: str | None = None
     delivered_activity_id: str | None = None
+    priority: int = DEFAULT_PRIORITY
+    # An earlier attempt may have reached Teams (a crash or time-out mid-send).
+    unknown_outcome: bool = False
+
+
+@dataclass(frozen=True)
+class AlertPost:
+    """One activity an alert was posted as (a channel thread, or a 1:1 fallback copy)."""
+
+    concern_id: str
+    activity_id: str
+    reference: ConversationReference
+    resend: bool
+    source: str
 
 
 @dataclass(frozen=True)
@@ -384,11 +434,13 @@ class SqliteStore(Storage):
         *,
         clock: Callable[[], datetime] = _utcnow,
         lease: timedelta = DEFAULT_LEASE,
+        delivery_lease: timedelta = DELIVERY_LEASE,
     ) -> None:
         super().__init__()
         self.path = Path(path)
         self._clock = clock
         self._lease = lease
+        self.delivery_lease = delivery_lease
         self._closed = False
         self._lanes: dict[str, _Lane] = {}
         self._lanes_lock = threading.Lock()
@@ -718,6 +770,101 @@ class SqliteStore(Storage):
         await self._write(work, deferrable=True)
         return [outbox_row[0] for outbox_row in rows]
 
+    async def raise_concern(
+        self,
+        concern: Concern,
+        milestones: Sequence[str],
+        messages: Sequence[OutboxMessage],
+        *,
+        status: str = "raised",
+        at: datetime | None = None,
+        timers: Sequence[TimerSpec] = (),
+        audit: Sequence[tuple[str | None, str, Mapping[str, Any]]] = (),
+    ) -> bool:
+        """Raise (or confirm) a report once. The first caller to record the `milestones` for
+        this concern (e.g. 'created', 'concern_final') writes it, its messages, timers and
+        audit in ONE transaction and gets True; a concurrent duplicate (the same "Send" twice,
+        0 ms apart) gets False and writes nothing: the conflict is decided here, before
+        anything is queued. The first milestone decides (the later ones follow from it)."""
+        now = self._now(at)
+        row = _concern_row(concern, status, now)
+        rows = [_outbox_row(concern.id, message, now) for message in messages]
+
+        def work(conn: sqlite3.Connection) -> bool:
+            for milestone in milestones:
+                if not _first_milestone(conn, concern.id, milestone, now):
+                    return False
+            _upsert_concern(conn, row)
+            for timer in timers:
+                _insert_timer(conn, timer, now)
+            for outbox_row in rows:
+                _insert_outbox(conn, outbox_row)
+            for actor, action, detail in audit:
+                conn.execute(
+                    "INSERT INTO audit (at, actor_aad_id, action, concern_id, detail)"
+                    " VALUES (?, ?, ?, ?, ?)",
+                    (now, actor, action, concern.id, _dumps(dict(detail))),
+                )
+            return True
+
+        return await self._write(work)
+
+    async def first_milestone(self, concern_id: str, milestone: str) -> bool:
+        """True for exactly one caller per (concern, milestone), e.g. 'delivered'."""
+        now = self._now()
+        return await self._write(lambda conn: _first_milestone(conn, concern_id, milestone, now))
+
+    async def record_alert_post(
+        self,
+        concern_id: str,
+        activity_id: str,
+        reference: Mapping[str, Any],
+        *,
+        resend: bool = False,
+        source: str = "sent",
+    ) -> bool:
+        """Remember one more activity this concern's alert was posted as; False if known."""
+        row = (concern_id, activity_id, _dumps(dict(reference)), int(resend), source, self._now())
+        return await self._write(
+            lambda conn: (
+                conn.execute(
+                    "INSERT OR IGNORE INTO alert_posts (concern_id, activity_id, reference,"
+                    " resend, source, at) VALUES (?, ?, ?, ?, ?, ?)",
+                    row,
+                ).rowcount
+                == 1
+            )
+        )
+
+    async def alert_posts(self, concern_id: str) -> list[AlertPost]:
+        """Every copy of the alert, oldest first (all of them are updated together)."""
+
+        def work(conn: sqlite3.Connection) -> list[AlertPost]:
+            rows = conn.execute(
+                "SELECT * FROM alert_posts WHERE concern_id = ? ORDER BY at, rowid", (concern_id,)
+            ).fetchall()
+            return [
+                AlertPost(
+                    concern_id=r["concern_id"],
+                    activity_id=r["activity_id"],
+                    reference=ConversationReference().deserialize(json.loads(r["reference"])),
+                    resend=bool(r["resend"]),
+                    source=r["source"],
+                )
+                for r in rows
+            ]
+
+        return await self._run(work)
+
+    async def refused_alerts(self) -> int:
+        """Alerts the channel refused (4xx) and not yet posted there: the operator alarm."""
+        return await self._run(
+            lambda conn: conn.execute(
+                "SELECT COUNT(*) FROM outbox WHERE kind = 'post_alert' AND status != 'delivered'"
+                " AND last_error LIKE 'refused%'"
+            ).fetchone()[0]
+        )
+
     async def get_concern(self, concern_id: str) -> StoredConcern | None:
         def work(conn: sqlite3.Connection) -> StoredConcern | None:
             row = conn.execute("SELECT * FROM concerns WHERE id = ?", (concern_id,)).fetchone()
@@ -798,33 +945,64 @@ class SqliteStore(Storage):
         await self._write(lambda conn: _insert_outbox(conn, row), deferrable=True)
         return row[0]
 
-    async def claim_due(self, now: datetime | None = None, limit: int = 10) -> list[OutboxItem]:
-        """Mark up to `limit` due messages 'sending' and return them.
+    async def claim_due(
+        self, now: datetime | None = None, limit: int = 10, *, owner: str = ""
+    ) -> list[OutboxItem]:
+        """Mark up to `limit` due messages 'sending' (held by `owner`) and return them, alerts
+        first (`priority`), then oldest first.
 
-        A 'sending' row whose claim is older than the lease (a worker died mid-send) is due
-        again. Delivery is therefore at-least-once: a crash after the channel accepted a
-        message but before `mark_delivered` sends it twice.
+        A 'sending' row whose lease (seconds, renewed while the send is in flight) ran out -
+        its worker died mid-send - is due again, marked `unknown_outcome`: the earlier attempt
+        may have reached Teams, so a re-sent alert says so on its card.
         """
         at = now or self._clock()
         now_text = _iso(at)
-        expired = _iso(at - self._lease)
+        expired = _iso(at - self.delivery_lease)
 
         def work(conn: sqlite3.Connection) -> list[OutboxItem]:
             rows = conn.execute(
-                "SELECT id FROM outbox WHERE (status = 'pending' AND next_attempt_at <= ?)"
+                "SELECT id, status FROM outbox WHERE (status = 'pending' AND next_attempt_at <= ?)"
                 " OR (status = 'sending' AND claimed_at <= ?)"
-                " ORDER BY next_attempt_at, created_at LIMIT ?",
+                " ORDER BY priority, next_attempt_at, created_at LIMIT ?",
                 (now_text, expired, limit),
             ).fetchall()
             ids = [r["id"] for r in rows]
             conn.executemany(
-                "UPDATE outbox SET status = 'sending', claimed_at = ?, attempts = attempts + 1,"
-                " updated_at = ? WHERE id = ?",
-                [(now_text, now_text, i) for i in ids],
+                "UPDATE outbox SET status = 'sending', claimed_at = ?, claimed_by = ?,"
+                " attempts = attempts + 1, updated_at = ?,"
+                " unknown_outcome = unknown_outcome OR ? WHERE id = ?",
+                [(now_text, owner, now_text, r["status"] == "sending", r["id"]) for r in rows],
             )
             return [_outbox_item(_fetch_outbox(conn, i)) for i in ids]
 
         return await self._write(work)
+
+    async def renew_claims(self, outbox_ids: Sequence[str], at: datetime | None = None) -> None:
+        """Keep holding rows whose send is still in flight (the lease is only seconds)."""
+        if not outbox_ids:
+            return
+        now = self._now(at)
+        await self._write(
+            lambda conn: conn.executemany(
+                "UPDATE outbox SET claimed_at = ? WHERE id = ? AND status = 'sending'",
+                [(now, i) for i in outbox_ids],
+            )
+        )
+
+    async def reclaim_own(self, owner: str, at: datetime | None = None) -> int:
+        """At start-up: sends this server left unfinished when it stopped (crash, kill) are due
+        again at once, instead of after the lease. Their outcome is unknown."""
+        now = self._now(at)
+        return await self._write(
+            lambda conn: (
+                conn.execute(
+                    "UPDATE outbox SET status = 'pending', next_attempt_at = ?, claimed_at = NULL,"
+                    " unknown_outcome = 1, updated_at = ? WHERE status = 'sending'"
+                    " AND claimed_by = ?",
+                    (now, now, owner),
+                ).rowcount
+            )
+        )
 
     async def count_due(self, now: datetime | None = None) -> int:
         """How many messages are waiting to be sent now (pending and due, or in flight)."""
@@ -1237,12 +1415,21 @@ def _outbox_row(concern_id: str | None, message: OutboxMessage, now: str) -> tup
 
 
 def _insert_outbox(conn: sqlite3.Connection, row: tuple) -> str:
+    priority = PRIORITY.get(row[2], DEFAULT_PRIORITY)
     conn.execute(
         "INSERT INTO outbox (id, concern_id, kind, target, payload, status, next_attempt_at,"
-        " created_at, updated_at) VALUES (?, ?, ?, ?, ?, 'pending', ?, ?, ?)",
-        (*row, row[-1]),
+        " created_at, updated_at, priority) VALUES (?, ?, ?, ?, ?, 'pending', ?, ?, ?, ?)",
+        (*row, row[-1], priority),
     )
     return row[0]
+
+
+def _first_milestone(conn: sqlite3.Connection, concern_id: str, milestone: str, now: str) -> bool:
+    cur = conn.execute(
+        "INSERT OR IGNORE INTO concern_milestones (concern_id, milestone, at) VALUES (?, ?, ?)",
+        (concern_id, milestone, now),
+    )
+    return cur.rowcount == 1
 
 
 def _insert_timer(conn: sqlite3.Connection, spec: TimerSpec, now: str) -> str:
@@ -1311,4 +1498,6 @@ def _outbox_item(row: sqlite3.Row) -> OutboxItem:
         created_at=datetime.fromisoformat(row["created_at"]),
         last_error=row["last_error"],
         delivered_activity_id=row["delivered_activity_id"],
+        priority=row["priority"],
+        unknown_outcome=bool(row["unknown_outcome"]),
     )

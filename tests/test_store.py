@@ -302,15 +302,41 @@ async def test_not_yet_due_messages_wait(store: SqliteStore) -> None:
     assert len(await store.claim_due(T0 + timedelta(minutes=5))) == 1
 
 
-async def test_a_crashed_claim_is_reclaimed_after_the_lease(tmp_path: Path) -> None:
-    store = SqliteStore(tmp_path / "bot.sqlite3", lease=timedelta(minutes=5))
+async def test_a_crashed_claim_is_reclaimed_after_a_lease_of_seconds(tmp_path: Path) -> None:
+    store = SqliteStore(tmp_path / "bot.sqlite3", delivery_lease=timedelta(seconds=30))
     outbox_id = await store.enqueue(None, "post_alert", {}, {}, at=T0)
     await store.claim_due(T0)
 
-    assert await store.claim_due(T0 + timedelta(minutes=4)) == []
-    reclaimed = await store.claim_due(T0 + timedelta(minutes=5))
-    assert [(i.id, i.attempts) for i in reclaimed] == [(outbox_id, 2)]
+    await store.renew_claims([outbox_id], at=T0 + timedelta(seconds=20))  # still sending
+    assert await store.claim_due(T0 + timedelta(seconds=40)) == []
+    reclaimed = await store.claim_due(T0 + timedelta(seconds=50))
+    assert [(i.id, i.attempts, i.unknown_outcome) for i in reclaimed] == [(outbox_id, 2, True)]
     store.close()
+
+
+async def test_at_start_up_a_server_reclaims_its_own_unfinished_sends_at_once(
+    store: SqliteStore,
+) -> None:
+    mine = await store.enqueue(None, "post_alert", {}, {}, at=T0)
+    await store.claim_due(T0, owner="host-a")
+    theirs = await store.enqueue(None, "post_alert", {}, {}, at=T0)
+    await store.claim_due(T0, owner="host-b")
+
+    assert await store.reclaim_own("host-a", at=T0 + timedelta(seconds=1)) == 1
+    again = await store.claim_due(T0 + timedelta(seconds=1), owner="host-a")
+    assert [(i.id, i.unknown_outcome) for i in again] == [(mine, True)]
+    assert theirs not in {i.id for i in again}  # another server's lease is left to run out
+
+
+async def test_alerts_are_claimed_before_card_updates_and_reminders(store: SqliteStore) -> None:
+    update = await store.enqueue(None, "update_card", {}, {}, at=T0)
+    reminder = await store.enqueue(None, "direct_message", {}, {}, at=T0)
+    alert = await store.enqueue(None, "post_alert", {}, {}, at=T0 + timedelta(seconds=1))
+
+    claimed = await store.claim_due(T0 + timedelta(seconds=2), limit=1)
+    assert [i.id for i in claimed] == [alert]
+    rest = await store.claim_due(T0 + timedelta(seconds=2), limit=5)
+    assert [i.id for i in rest] == [reminder, update]
 
 
 async def test_retry_then_delivered(store: SqliteStore) -> None:
