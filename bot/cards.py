@@ -185,7 +185,9 @@ def _fact(label: str, value: str) -> dict[str, Any]:
 def _contact(contact: Any) -> dict[str, Any]:
     state = "" if contact.open_now else " - CLOSED NOW"
     items: list[dict[str, Any]] = [heading(contact.name + state)]
-    items.append(_plain(contact.number or "No number in the school's policy - ask the DSL."))
+    items.append(_plain(contact.number or "No number in the school's policy - see below."))
+    if contact.email:
+        items.append(_plain(f"E-mail: {contact.email}"))
     items.append(_plain(f"{contact.purpose} Hours: {contact.hours}."))
     container: dict[str, Any] = {"type": "Container", "separator": True, "items": items}
     if contact.tel:

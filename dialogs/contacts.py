@@ -7,8 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from dialogs.replies import ContactView, Reply
-
-DAY = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+from flows.profile import hours_phrase
 
 # Whole messages that ask for a number. "number for lado" / "lado number?" is a request
 # everywhere; a bare "lado" is a request except where a free-text answer is expected.
@@ -23,24 +22,29 @@ def hours_text(contact: Any) -> str:
     hours = contact.hours
     if hours.always:
         return "24 hours, every day"
-    if not hours.known:
+    if not hours.known and not hours.label:
         return "hours not given in the school's policy"
-    days = sorted(hours.days)
-    span = (
-        f"{DAY[days[0]]}-{DAY[days[-1]]}"
-        if days == list(range(days[0], days[-1] + 1))
-        else (", ".join(DAY[d] for d in days))
-    )
-    return f"{span} {hours.start:%H:%M}-{hours.end:%H:%M}"
+    return hours_phrase(contact)
 
 
-def view(contact: Any, now: datetime) -> ContactView:
+def view(contact: Any, now: datetime, profile: Any) -> ContactView:
+    """One contact as staff see it. With no number, the purpose says what to do instead
+    (999, 101, the NSPCC) - never 'ask the DSL', who may be the one they cannot reach."""
+    purpose = contact.purpose
+    if not contact.number:
+        purpose = f"{purpose} {profile.no_number_fallback()}"
+    email = contact.email
+    if email and contact.email_warning:
+        email = f"{email} (WARNING: {contact.email_warning})"
+    name = contact.name
+    if contact.area and len(profile.areas()) > 1:
+        name = f"{name} [child lives in {contact.area}]"
     return ContactView(
-        name=contact.name,
+        name=name,
         number=contact.number,
         tel=contact.tel_uri(),
-        email=contact.email,
-        purpose=contact.purpose,
+        email=email,
+        purpose=purpose,
         hours=hours_text(contact),
         open_now=contact.is_open(now),
         last_verified=contact.last_verified.isoformat(),
@@ -64,11 +68,58 @@ def lookup(profile: Any, text: str, now: datetime, *, bare: bool = True) -> Repl
     found = [c for c in profile.find_contacts(what) if _exact_enough(c, what)]
     if not found:
         return None
+    areas = profile.areas()
+    if len(areas) > 1:
+        return _by_area(profile, what, found, areas, now)
     return Reply(
         kind="contacts",
         title=f"Numbers for '{what}'",
         text=_note(found, now),
-        contacts=tuple(view(c, now) for c in found[:4]),
+        contacts=tuple(view(c, now, profile) for c in found[:4]),
+    )
+
+
+def _area_word(area: str) -> str:
+    return area.lower().split(" of ")[0]  # "East Riding of Yorkshire" -> "east riding"
+
+
+def _by_area(profile: Any, what: str, found: list[Any], areas: list[str], now: datetime) -> Reply:
+    """A school serving children from several local authorities (Griffin: Hull and the East
+    Riding): the right number depends on where the CHILD lives, so ask - and until it is
+    answered, show each area's number, labelled, never one area's number alone."""
+    named = [a for a in areas if _area_word(a) in what]
+    # the same service in the other areas (EHaSH in Hull <-> East Riding referrals)
+    roles = {c.role or c.id for c in found}
+    wider = [c for c in profile.contacts if (c.role or c.id) in roles]
+    shown = list(dict.fromkeys([*found, *wider]))
+    if len(named) == 1:
+        shown = [c for c in shown if c.area in (None, named[0])]
+        return Reply(
+            kind="contacts",
+            title=f"Numbers for '{what}' (child lives in {named[0]})",
+            text=_note(shown, now),
+            contacts=tuple(view(c, now, profile) for c in shown[:4]),
+        )
+    local = [c for c in shown if c.area]
+    if len({c.area for c in local}) < 2:
+        return Reply(
+            kind="contacts",
+            title=f"Numbers for '{what}'",
+            text=_note(shown, now),
+            contacts=tuple(view(c, now, profile) for c in shown[:4]),
+        )
+    shown.sort(key=lambda c: areas.index(c.area) if c.area in areas else len(areas))
+    choices = " or ".join(f"'{what} {_area_word(a)}'" for a in areas)
+    return Reply(
+        kind="contacts",
+        title=f"Numbers for '{what}': which local authority does the child live in?",
+        text=(
+            "The number depends on where the child lives: "
+            + ", ".join(areas)
+            + f". Each number below says which area it is for. Type {choices} to see one "
+            "area only. " + _note(shown, now)
+        ),
+        contacts=tuple(view(c, now, profile) for c in shown[:8]),
     )
 
 
@@ -95,7 +146,7 @@ def directory(profile: Any, now: datetime) -> Reply:
         kind="contacts",
         title="Safeguarding contacts",
         text=_note(contacts, now),
-        contacts=tuple(view(c, now) for c in contacts),
+        contacts=tuple(view(c, now, profile) for c in contacts),
     )
 
 
@@ -107,7 +158,7 @@ def _dsl_team(profile: Any, now: datetime) -> Reply:
         title="Your DSL team",
         text="\n".join(people)
         + ("" if phones else "\nNo phone number for the DSL team is in the school profile."),
-        contacts=tuple(view(c, now) for c in dict.fromkeys(phones)),
+        contacts=tuple(view(c, now, profile) for c in dict.fromkeys(phones)),
     )
 
 
@@ -120,6 +171,6 @@ def out_of_hours(profile: Any, now: datetime) -> Reply:
         text="If a child is in immediate danger, phone "
         f"{profile.contact('emergency').number} now. Out of hours, call these now - do not "
         "wait for the DSL to read this report. I will still send the report to the DSL team.",
-        contacts=tuple(view(c, now) for c in numbers),
+        contacts=tuple(view(c, now, profile) for c in numbers),
         urgent=True,
     )

@@ -26,9 +26,11 @@ def reply_text(reply: Reply) -> str:
     for label, value in reply.facts:
         lines.append(f"  {label}: {value}")
     for contact in reply.contacts:
-        number = contact.number or "no number in the school's policy - ask the DSL"
+        number = contact.number or "no number in the school's policy - see below"
         closed = "" if contact.open_now else " [CLOSED NOW]"
         lines.append(f"  {contact.name}: {number}{closed}")
+        if contact.email:
+            lines.append(f"      E-mail: {contact.email}")
         lines.append(f"      {contact.purpose} Hours: {contact.hours}.")
     if reply.kind == "summary":
         lines.append("  Type 'send' to send it, or 'change' and a number to correct an answer.")

@@ -76,10 +76,24 @@ _ENV = _render_env()
 
 
 def contact_line(profile: Any, contact_id: str) -> str:
-    contact = profile.contact(contact_id)
+    """A contact for procedure text: every area's number where the child's area decides it,
+    and never a dead end - no number means 999 / 101 / the NSPCC, not 'ask the DSL'."""
+    shown = profile.contacts_for(contact_id)
+    if len(shown) > 1:
+        return "; ".join(
+            f"{c.name} if the child lives in {c.area}: {c.number}"
+            if c.number and c.area
+            else f"{c.name}: {c.number}"
+            for c in shown
+            if c.number
+        ) or contact_line_single(profile, shown[0])
+    return contact_line_single(profile, shown[0])
+
+
+def contact_line_single(profile: Any, contact: Any) -> str:
     if contact.number:
         return f"{contact.name}: {contact.number}"
-    return f"{contact.name} (no number in the school's policy - ask the DSL)"
+    return f"{contact.name} ({profile.no_number_fallback()})"
 
 
 def template_context(

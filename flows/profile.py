@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -13,6 +14,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import yaml
 
 from flows.calendar import WorkingDays
+
+log = logging.getLogger(__name__)
 
 DAY_NAMES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 REQUIRED_CONTACTS = (
@@ -26,6 +29,14 @@ REQUIRED_CONTACTS = (
     "childline",
 )
 
+# A contact with no number in one of these roles is a dead end for a member of staff who cannot
+# reach the DSL: the profile still loads (the seed policy gives no number), but loudly.
+SOCIAL_CARE_CONTACTS = ("childrens_social_care", "out_of_hours_social_care")
+_SOCIAL_CARE_NAMES = {
+    "childrens_social_care": "children's social care",
+    "out_of_hours_social_care": "out-of-hours children's social care",
+}
+
 # No seed policy gives a number of minutes. The Essex missing-child protocol (seed 004,
 # Appendix C) says report to police as soon as the active steps fail, so the default is short.
 DEFAULT_MISSING_MINUTES_BEFORE_POLICE = 15
@@ -33,7 +44,8 @@ DEFAULT_MISSING_MINUTES_BEFORE_POLICE = 15
 _GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 _SLUG = re.compile(r"^[a-z0-9]+(?:[-_][a-z0-9]+)*$")
 _HHMM = re.compile(r"^([01][0-9]|2[0-3]):([0-5][0-9])$")
-_NUMBER = re.compile(r"^[0-9 ()+/-]*[0-9][0-9 ()+/-]*$")
+# One number, or several written "A or B" (never "A/B": that reads as one long number).
+_NUMBER = re.compile(r"^[0-9 ()+-]*[0-9][0-9 ()+-]*(?: or [0-9 ()+-]*[0-9][0-9 ()+-]*)*$")
 
 
 class ProfileError(ValueError):
@@ -117,6 +129,15 @@ class Hours:
     end: time | None
     tz: ZoneInfo = field(default=ZoneInfo("Europe/London"))
     known: bool = True  # False: the source policy gives no hours
+    # Further (days, start, end) spans when the hours differ by day (NSPCC: weekends shorter).
+    more: tuple[tuple[frozenset[int], time, time], ...] = ()
+    # What the policy says when it gives no clock times ("out of office hours only").
+    label: str | None = None
+
+    def spans(self) -> tuple[tuple[frozenset[int], time, time], ...]:
+        if self.start is None or self.end is None:
+            return self.more
+        return ((self.days, self.start, self.end), *self.more)
 
     def is_open(self, at: datetime) -> bool:
         """Unknown hours count as open: the bot must never tell staff not to try a number."""
@@ -125,9 +146,10 @@ class Hours:
         if self.always or not self.known:
             return True
         local = at.astimezone(self.tz)
-        if local.weekday() not in self.days or self.start is None or self.end is None:
-            return False
-        return self.start <= local.time().replace(tzinfo=None) < self.end
+        clock = local.time().replace(tzinfo=None)
+        return any(
+            local.weekday() in days and start <= clock < end for days, start, end in self.spans()
+        )
 
 
 @dataclass(frozen=True)
@@ -142,15 +164,19 @@ class Contact:
     keywords: tuple[str, ...]
     last_verified: date
     source: str
+    quote: str | None = None  # the seed policy's line the number is copied from, verbatim
+    email_warning: str | None = None  # shown with the e-mail address: it may not work
+    area: str | None = None  # the local authority a local number serves (Hull, East Riding)
+    role: str | None = None  # the same service as this contact id, for another area
 
     def is_open(self, at: datetime) -> bool:
         return self.hours.is_open(at)
 
     def tel_uri(self) -> str | None:
-        """'tel:' link for the first number written ('(01482)396998/9' -> tel:01482396998)."""
+        """'tel:' link for the first number written ('(01482) 396998 or ...' -> tel:01482396998)."""
         if not self.number:
             return None
-        first = self.number.split("/")[0]
+        first = re.split(r"/| or ", self.number)[0]
         digits = re.sub(r"[^0-9]", "", first)
         plus = "+" if first.strip().startswith("+") else ""
         return f"tel:{plus}{digits}"
@@ -178,6 +204,12 @@ class LocalRules:
     fgm_all_staff_report_to_police: bool = False
     recording_system: str | None = None
     written_record_hours: int | None = None
+    # Seed 003: a phone referral to children's social care is followed in writing within 48 h.
+    written_referral_hours: int | None = None
+    # Seed 003 'Consent': shown to a member of staff (not the DSL) who refers to social care.
+    referral_consent: str | None = None
+    # Seed 003 section 10: who else deals with child-on-child abuse, and the police rule.
+    child_on_child_rule: str | None = None
     missing_minutes_before_police: int = DEFAULT_MISSING_MINUTES_BEFORE_POLICE
     incomplete_report_reminder_minutes: int = 10
     incomplete_report_notice_minutes: int = 30
@@ -213,6 +245,29 @@ class SchoolProfile:
                 return c
         known = ", ".join(c.id for c in self.contacts)
         raise KeyError(f"school {self.id!r} has no contact {contact_id!r} (known: {known})")
+
+    def contacts_for(self, role: str) -> list[Contact]:
+        """The contact `role` and the same service for the school's other areas (Hull, then
+        East Riding): which one is right depends on where the child lives."""
+        main = self.contact(role)
+        return [main, *(c for c in self.contacts if c.role == role and c is not main)]
+
+    def areas(self) -> list[str]:
+        """The local authorities the profile has numbers for, in profile order."""
+        return list(dict.fromkeys(c.area for c in self.contacts if c.area))
+
+    def no_number_fallback(self) -> str:
+        """What to do instead when a contact has no number - never 'ask the DSL': the person
+        reading this may be the one who cannot reach the DSL."""
+        emergency = self.contact("emergency").number
+        police = self.contact("police").number
+        nspcc = self.contact("nspcc_helpline")
+        return (
+            f"No number for this in your school's policy. If you cannot reach the DSL or a "
+            f"deputy: phone {emergency} if a child is in danger now; otherwise the police on "
+            f"{police}, or the NSPCC helpline {nspcc.number} ({_hours_phrase(nspcc)}; "
+            f"e-mail {nspcc.email} at any time)."
+        )
 
     def dsl_team(self) -> tuple[Person, ...]:
         return (self.dsl, *self.deputies)
@@ -280,12 +335,38 @@ class SchoolProfile:
         return list(dict.fromkeys(c for _, _, c in scored))
 
 
+def _hours_phrase(contact: Contact) -> str:
+    hours = contact.hours
+    if hours.always:
+        return "24 hours"
+    if hours.label:
+        return hours.label
+    if not hours.known:
+        return "hours not given"
+    parts = []
+    for days, start, end in hours.spans():
+        ordered = sorted(days)
+        names = [DAY_NAMES[d].capitalize() for d in ordered]
+        span = (
+            f"{names[0]}-{names[-1]}"
+            if len(names) > 1 and ordered == list(range(ordered[0], ordered[-1] + 1))
+            else ", ".join(names)
+        )
+        parts.append(f"{span} {start:%H:%M}-{end:%H:%M}")
+    return "; ".join(parts)
+
+
+hours_phrase = _hours_phrase
+
+
 @dataclass(frozen=True)
 class Organisation:
     id: str
     name: str
     schools: tuple[SchoolProfile, ...]
     source_path: str
+    # Loud load-time warnings (a missing social care number): logged, and kept for the CLI.
+    warnings: tuple[str, ...] = ()
 
     def school(self, school_id: str | None = None) -> SchoolProfile:
         ids = ", ".join(s.id for s in self.schools)
@@ -349,6 +430,9 @@ _SECTIONS: dict[str, frozenset[str]] = {
             "fgm_all_staff_report_to_police",
             "recording_system",
             "written_record_hours",
+            "written_referral_hours",
+            "referral_consent",
+            "child_on_child_rule",
             "missing_minutes_before_police",
             "incomplete_report_reminder_minutes",
             "incomplete_report_notice_minutes",
@@ -368,8 +452,17 @@ _CONTACT_KEYS = frozenset(
         "keywords",
         "last_verified",
         "source",
+        "quote",
+        "email_warning",
+        "area",
+        "role",
     }
 )
+# Hours a policy states without clock times: unknown to the bot, so never shown as closed.
+_HOURS_LABELS = {
+    "office hours": "office hours only (times not given in the policy)",
+    "out of office hours": "out of office hours only (evenings, nights, weekends, bank holidays)",
+}
 _HOURS_KEYS = frozenset({"days", "start", "end"})
 
 
@@ -404,6 +497,12 @@ def _norm(text: str) -> str:
 class _Checker:
     def __init__(self) -> None:
         self.problems: list[str] = []
+        self.warnings: list[str] = []
+
+    def warn(self, where: tuple[str, str], message: str) -> None:
+        line = f"{where[0]}: {where[1]}: WARNING: {message}"
+        if line not in self.warnings:
+            self.warnings.append(line)
 
     def bad(self, src: _Src | tuple[str, str], message: str) -> None:
         file, fld = (src.file, src.field) if isinstance(src, _Src) else src
@@ -520,8 +619,35 @@ def _hours(ck: _Checker, src: _Src, tz: ZoneInfo) -> Hours | None:
         return Hours(always=True, days=frozenset(range(7)), start=None, end=None, tz=tz)
     if src.value == "unknown":
         return Hours(always=False, days=frozenset(), start=None, end=None, tz=tz, known=False)
+    if isinstance(src.value, str) and src.value in _HOURS_LABELS:
+        return Hours(
+            always=False,
+            days=frozenset(),
+            start=None,
+            end=None,
+            tz=tz,
+            known=False,
+            label=_HOURS_LABELS[src.value],
+        )
+    if isinstance(src.value, list) and src.value:
+        spans = [
+            _hours(ck, _Src(item, src.file, _join(src.field, i)), tz)
+            for i, item in enumerate(src.value)
+        ]
+        if any(h is None or not h.known or h.always for h in spans):
+            if all(h is not None for h in spans):
+                ck.bad(src, "a list of hours must hold only {days, start, end} mappings")
+            return None
+        first = spans[0]
+        more = tuple(span for h in spans[1:] for span in h.spans())  # type: ignore[union-attr]
+        return Hours(False, first.days, first.start, first.end, tz=tz, more=more)  # type: ignore[union-attr]
     if not isinstance(src.value, dict):
-        ck.bad(src, f'must be "24/7", "unknown" or {{days, start, end}}, got {_kind(src.value)}')
+        labels = ", ".join(f'"{k}"' for k in _HOURS_LABELS)
+        ck.bad(
+            src,
+            f'must be "24/7", "unknown", {labels}, {{days, start, end}} or a list of those '
+            f"mappings, got {_kind(src.value)}",
+        )
         return None
     raw = ck.mapping(src, _HOURS_KEYS) or {}
     days = ck.days(_Src(raw.get("days"), src.file, _join(src.field, "days")))
@@ -552,13 +678,27 @@ def _contact(ck: _Checker, src: _Src, tz: ZoneInfo) -> Contact | None:
         elif not _NUMBER.match(raw["number"]):
             ck.bad(
                 at("number"),
-                f"must be a phone number (digits, spaces, brackets), got {raw['number']!r}",
+                "must be a phone number (digits, spaces, brackets; several written "
+                f"'A or B'), got {raw['number']!r}",
             )
         else:
             number = raw["number"].strip()
     elif "number" not in raw:
         ck.bad(at("number"), "required (write null if the source gives no number)")
+    quote = ck.optional_text(at("quote"))
+    source_text = raw.get("source") if isinstance(raw.get("source"), str) else ""
+    if number is not None:
+        _check_evidence(ck, at, number, quote, source_text)
     email = ck.optional_text(at("email"))
+    email_warning = ck.optional_text(at("email_warning"))
+    if email is not None and email_warning is None and _SUSPECT_EMAIL.search(email):
+        ck.bad(
+            at("email"),
+            f"{email!r} ends in '.gov' without '.uk' (a UK council address ends '.gov.uk'): "
+            "correct it, or add email_warning saying why it is shown as written",
+        )
+    area = ck.optional_text(at("area"))
+    role = ck.optional_text(at("role"))
     hours = _hours(ck, at("hours"), tz)
     out_of_hours = ck.boolean(at("out_of_hours"))
     purpose = ck.text(at("purpose"))
@@ -590,7 +730,54 @@ def _contact(ck: _Checker, src: _Src, tz: ZoneInfo) -> Contact | None:
         keywords=tuple(keywords),
         last_verified=verified,  # type: ignore[arg-type]
         source=source,  # type: ignore[arg-type]
+        quote=quote,
+        email_warning=email_warning,
+        area=area,
+        role=role,
     )
+
+
+_SUSPECT_EMAIL = re.compile(r"\.gov$", re.IGNORECASE)
+_URL = re.compile(r"https?://\S+")
+_RUN = r"(?:\([0-9]+\) ?)?[0-9]+(?: [0-9]+)*"  # "(01482) 448879", "0808 800 5000", "101"
+_WRITTEN = re.compile(rf"({_RUN})((?:/[0-9]{{1,4}})+)")
+
+
+def written_numbers(text: str) -> set[str]:
+    """Every number a line of text gives, as digits; '(01482)396998/9' is two numbers,
+    01482396998 and 01482396999, and '101, or 999' gives 101 and 999."""
+    found: set[str] = set()
+    for m in _WRITTEN.finditer(text):
+        base = re.sub(r"[^0-9]", "", m.group(1))
+        found.add(base)
+        for tail in m.group(2).split("/")[1:]:
+            found.add(base[: len(base) - len(tail)] + tail)
+    stripped = _WRITTEN.sub(" ", text)
+    for run in re.findall(_RUN, stripped):
+        found.add(re.sub(r"[^0-9]", "", run))
+    return found
+
+
+def number_digits(number: str) -> list[str]:
+    """The digits of each number in a contact's number field ('A or B' is two)."""
+    return [re.sub(r"[^0-9]", "", part) for part in re.split(r" or |/", number) if part.strip()]
+
+
+def _check_evidence(ck: _Checker, at: Any, number: str, quote: str | None, source: str) -> None:
+    """Never an invented number: each one carries the seed policy's line it was copied from
+    (`quote`), or a public page (`source` with the https:// address) and its check date."""
+    if quote is not None:
+        given = written_numbers(quote)
+        for digits in number_digits(number):
+            if digits not in given:
+                ck.bad(at("quote"), f"does not contain the number {number!r} (as digits {digits})")
+        return
+    if not _URL.search(source):
+        ck.bad(
+            at("number"),
+            f"{number!r} needs its evidence: `quote:` (the seed policy's line, verbatim) or a "
+            "public page in `source:` (https://...) with `last_verified:`",
+        )
 
 
 def _merge(
@@ -738,14 +925,25 @@ def _build_school(
     for key, src in rl.items():
         if key in {"fgm_police_before_dsl", "fgm_all_staff_report_to_police"}:
             rules_kwargs[key] = ck.boolean(src)
-        elif key == "recording_system":
+        elif key in {"recording_system", "referral_consent", "child_on_child_rule"}:
             rules_kwargs[key] = ck.optional_text(src)
         else:
-            rules_kwargs[key] = ck.minutes(src, allow_null=key == "written_record_hours")
+            rules_kwargs[key] = ck.minutes(
+                src, allow_null=key in {"written_record_hours", "written_referral_hours"}
+            )
     rules = LocalRules(**rules_kwargs)
 
     if ck.problems or None in (sid, name, tenant, la, days, start, end, dsl, head, chair):
         return None
+    for cid in SOCIAL_CARE_CONTACTS:
+        found = next((src for src in raw_contacts if src.value.get("id") == cid), None)
+        if found is not None and found.value.get("number") is None:
+            ck.warn(
+                (found.file, f"{found.field}.number ({cid})"),
+                f"no {_SOCIAL_CARE_NAMES[cid]} number - a member of staff who cannot reach the "
+                "DSL is given 999, 101 and the NSPCC instead. Add the number from the local "
+                "authority's published page, with `source:` (the page) and `last_verified:`.",
+            )
     return SchoolProfile(
         id=sid,  # type: ignore[arg-type]
         name=name,  # type: ignore[arg-type]
@@ -811,8 +1009,14 @@ def _build(bases: list[_Layer], data: Mapping[str, Any], path: str) -> Organisat
         seen[s.id] = i
     if ck.problems:
         raise ProfileError(ck.problems)
+    for line in ck.warnings:
+        log.warning("%s", line)
     return Organisation(
-        id=org_id or "", name=org_name or "", schools=tuple(schools), source_path=path
+        id=org_id or "",
+        name=org_name or "",
+        schools=tuple(schools),
+        source_path=path,
+        warnings=tuple(ck.warnings),
     )
 
 

@@ -55,16 +55,19 @@ def test_every_shipped_profile_loads_with_the_required_contacts(path: Path) -> N
 
 @pytest.mark.parametrize("school", _all_schools(), ids=lambda s: s.id)
 def test_no_invented_numbers(school: SchoolProfile) -> None:
+    """Digits only: every number is in a seed or PROCEDURES.md (tests/test_contact_sources.py
+    checks each one's quoted line or public source)."""
     sources = _sources_digits()
     for contact in school.contacts:
         if contact.number is None:
-            assert "ask the DSL" in contact.purpose, contact.id
+            assert "ask the DSL" not in contact.purpose, contact.id
             continue
-        digits = re.sub(r"[^0-9]", "", contact.number)
-        assert digits, contact.id
-        assert digits in sources, (
-            f"{school.id}: {contact.id} {contact.number} is not in the sources"
-        )
+        for part in contact.number.split(" or "):
+            digits = re.sub(r"[^0-9]", "", part)
+            assert digits, contact.id
+            assert digits in sources, (
+                f"{school.id}: {contact.id} {contact.number} is not in the sources"
+            )
 
 
 def test_national_numbers_are_the_published_ones() -> None:
@@ -111,7 +114,10 @@ def test_griffin_local_rules_and_contacts() -> None:
     assert not school.rules.fgm_police_before_dsl
     assert school.contact("out_of_hours_social_care").number == "(01482) 300304"
     assert school.contact("east_riding_lado").number == "(01482) 396999"
-    assert school.contact("east_riding_safeguarding_board").tel_uri() == "tel:01482396998"
+    board = school.contact("east_riding_safeguarding_board")
+    assert board.number == "(01482) 396998 or (01482) 396999"  # the policy's "396998/9"
+    assert board.tel_uri() == "tel:01482396998"
+    assert school.safeguarding_governor and school.safeguarding_governor.name == "Terry Johnson"
     with pytest.raises(KeyError, match="no contact 'nope'"):
         school.contact("nope")
 
@@ -203,13 +209,18 @@ def test_whistleblowing_line_hours() -> None:
         line.is_open(datetime(2025, 6, 2, 10, 0))
 
 
-def test_round_the_clock_contacts_are_always_open() -> None:
-    helpline = (
-        load_organisation(example_profiles_dir() / "ccshg.yaml").school().contact("nspcc_helpline")
-    )
-    assert helpline.hours.always
-    assert helpline.is_open(datetime(2025, 12, 25, 3, 0, tzinfo=LONDON))
-    assert helpline.is_open(datetime(2025, 6, 1, 23, 59, tzinfo=LONDON))
+def test_the_nspcc_phone_line_is_not_24_hours_but_childline_is() -> None:
+    school = load_organisation(example_profiles_dir() / "ccshg.yaml").school()
+    helpline = school.contact("nspcc_helpline")
+    assert not helpline.hours.always
+    assert helpline.is_open(datetime(2025, 6, 2, 21, 30, tzinfo=LONDON))  # Monday 21:30
+    assert not helpline.is_open(datetime(2025, 6, 2, 23, 0, tzinfo=LONDON))  # Monday 23:00
+    assert helpline.is_open(datetime(2025, 6, 1, 10, 0, tzinfo=LONDON))  # Sunday 10:00
+    assert not helpline.is_open(datetime(2025, 6, 1, 19, 0, tzinfo=LONDON))  # Sunday 19:00
+    assert "NOT 24 hours" in helpline.purpose and "at any time" in helpline.purpose
+    childline = school.contact("childline")
+    assert childline.hours.always
+    assert childline.is_open(datetime(2025, 12, 25, 3, 0, tzinfo=LONDON))
 
 
 @pytest.mark.parametrize(
