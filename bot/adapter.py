@@ -6,6 +6,7 @@ import logging
 import traceback
 from typing import Any
 
+import requests
 from aiohttp import web
 from botbuilder.core import Bot, TurnContext, serializer_helper
 from botbuilder.integration.aiohttp import (
@@ -14,9 +15,11 @@ from botbuilder.integration.aiohttp import (
     ConfigurationServiceClientCredentialFactory,
 )
 from botbuilder.schema import Activity, ActivityEventNames, ActivityTypes
+from botframework.connector.auth import AuthenticateRequestResult
 from msrest.serialization import Model
 from msrest.universal_http.requests import ClientRetryPolicy
 
+from bot.edge import Refusal, check_bearer
 from bot.errors import ConfigError
 from bot.settings import Settings
 
@@ -108,15 +111,50 @@ class SafeguardingAdapter(CloudAdapter):
                 activity.id,
             )
 
+    async def authenticate(self, auth_header: str, activity: Activity) -> AuthenticateRequestResult:
+        """The SDK's check of the caller; any failure is a 401 Refusal, never a traceback.
+
+        In production the token's shape is checked first (RS256, a key id, no key URL of its
+        own), so a forged token is refused before the SDK looks up any signing key. The SDK
+        raises PermissionError, PyJWT errors, IndexError (unknown key id) or bare Exception
+        for a bad token: all mean "not authenticated".
+        """
+        if not self.local_development:
+            check_bearer(auth_header)
+        try:
+            return await self.bot_framework_authentication.authenticate_request(
+                activity, auth_header
+            )
+        except requests.RequestException as exc:  # the signing keys could not be fetched
+            raise Refusal(
+                503, "keys_unavailable", "cannot check the token now", type(exc).__name__
+            ) from None
+        except Exception as exc:
+            raise Refusal(
+                401, "unauthenticated", "the token was not accepted", type(exc).__name__
+            ) from None
+
+    async def run(
+        self, auth: AuthenticateRequestResult, activity: Activity, bot: Bot
+    ) -> web.Response:
+        """Run the turn for an authenticated activity and write its HTTP answer.
+
+        As CloudAdapter.process, but writes dict invoke bodies instead of crashing: botbuilder
+        4.17.1 runs `serializer_helper` over the invoke body, which only accepts msrest
+        models; ActivityHandler has already serialised AdaptiveCardInvokeResponse to a dict,
+        so every `adaptiveCard/action` reply crashes with AttributeError there.
+        """
+        invoke_response = await self.process_activity(auth, activity, bot.on_turn)
+        if invoke_response:
+            return web.json_response(
+                _json_body(invoke_response.body), status=int(invoke_response.status)
+            )
+        return web.Response(status=201)
+
     async def process(
         self, request: web.Request, bot: Bot, ws_response: web.WebSocketResponse | None = None
     ) -> web.Response | None:
-        """POST: as CloudAdapter.process, but writes dict invoke bodies instead of crashing.
-
-        botbuilder 4.17.1 runs `serializer_helper` over the invoke body, which only accepts
-        msrest models; ActivityHandler has already serialised AdaptiveCardInvokeResponse to
-        a dict, so every `adaptiveCard/action` reply crashes with AttributeError there.
-        """
+        """POST without the app's edge checks (for harnesses that mount the adapter alone)."""
         if request.method != "POST":
             return await super().process(request, bot, ws_response)
         if "application/json" not in request.headers.get("Content-Type", ""):
@@ -129,16 +167,10 @@ class SafeguardingAdapter(CloudAdapter):
         if not activity.type:
             raise web.HTTPBadRequest()
         try:
-            invoke_response = await self.process_activity(
-                request.headers.get("Authorization", ""), activity, bot.on_turn
-            )
-        except PermissionError:
+            auth = await self.authenticate(request.headers.get("Authorization", ""), activity)
+        except Refusal:
             raise web.HTTPUnauthorized() from None
-        if invoke_response:
-            return web.json_response(
-                _json_body(invoke_response.body), status=int(invoke_response.status)
-            )
-        return web.Response(status=201)
+        return await self.run(auth, activity, bot)
 
     async def check_authentication(self) -> None:
         """Confirm at startup that the SDK's auth mode matches the settings; warn loudly if off."""

@@ -1,16 +1,27 @@
-"""The aiohttp application: /api/messages for Teams, /healthz and /readyz for the platform."""
+"""The aiohttp application: /api/messages for Teams; /healthz, /readyz and /metrics for the
+platform. Every refusal is one log line and one count, never a traceback."""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Collection
+from collections.abc import Collection
 from typing import Any
 
 from aiohttp import web
 from botbuilder.core import Bot
+from botbuilder.schema import Activity
 
 from bot.adapter import SafeguardingAdapter, create_adapter
+from bot.edge import (
+    MAX_BODY_BYTES,
+    SUPPORTED_INVOKES,
+    Refusal,
+    check_activity,
+    parse_body,
+    safe_id,
+)
 from bot.errors import ConfigError
+from bot.metrics import CONTENT_TYPE, Metrics
 from bot.settings import Settings
 from bot.store import SqliteStore
 
@@ -21,8 +32,14 @@ MESSAGES_PATH = "/api/messages"
 SETTINGS_KEY = web.AppKey("settings", Settings)
 STORE_KEY = web.AppKey("store", SqliteStore)
 ADAPTER_KEY = web.AppKey("adapter", SafeguardingAdapter)
+METRICS_KEY = web.AppKey("metrics", Metrics)
 
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+# Universal Actions' documented error response, for an invoke this bot does not handle.
+UNKNOWN_INVOKE = {
+    "statusCode": 400,
+    "type": "application/vnd.microsoft.error",
+    "value": {"code": "BadRequest", "message": "This app does not support that action."},
+}
 
 
 def activity_tenant_ids(activity: Any) -> set[str]:
@@ -41,31 +58,6 @@ def activity_tenant_ids(activity: Any) -> set[str]:
     return found
 
 
-def tenant_guard(allowed_tenant_ids: Collection[str]) -> Any:
-    """Middleware: refuse (403) an activity from any tenant but ours, before the SDK sees it."""
-    allowed = frozenset(allowed_tenant_ids)
-
-    @web.middleware
-    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-        if request.method != "POST" or request.path != MESSAGES_PATH:
-            return await handler(request)
-        try:
-            activity = await request.json()  # aiohttp caches the body for the adapter
-        except ValueError:
-            return web.json_response({"error": "body is not JSON"}, status=400)
-        tenants = activity_tenant_ids(activity)
-        if not tenants or not tenants <= allowed:
-            logger.warning(
-                "refused activity from tenant(s) %s (activity_id=%s)",
-                sorted(tenants) or "none",
-                activity.get("id") if isinstance(activity, dict) else None,
-            )
-            return web.json_response({"error": "tenant not allowed"}, status=403)
-        return await handler(request)
-
-    return middleware
-
-
 def create_app(
     settings: Settings,
     bot: Bot,
@@ -73,6 +65,7 @@ def create_app(
     adapter: SafeguardingAdapter | None = None,
     *,
     allowed_tenant_ids: Collection[str] | None = None,
+    metrics: Metrics | None = None,
 ) -> web.Application:
     """Build the web app. No globals: tests build as many as they like.
 
@@ -84,21 +77,60 @@ def create_app(
     tenants = frozenset(
         settings.allowed_tenant_ids if allowed_tenant_ids is None else allowed_tenant_ids
     )
-    middlewares = []
-    if tenants:
-        middlewares.append(tenant_guard(tenants))
-    elif settings.local_development:
+    if not tenants:
+        if not settings.local_development:
+            raise ConfigError("Config 'ALLOWED_TENANT_IDS' is missing (or set APP_TENANTID).")
         logger.warning("LOCAL DEVELOPMENT: no allowed tenant ids, so activities from any tenant")
-    else:
-        raise ConfigError("Config 'ALLOWED_TENANT_IDS' is missing (or set APP_TENANTID).")
 
-    app = web.Application(middlewares=middlewares)
+    metrics = metrics or Metrics()
+    app = web.Application(client_max_size=MAX_BODY_BYTES)
     app[SETTINGS_KEY] = settings
     app[STORE_KEY] = store
     app[ADAPTER_KEY] = adapter
+    app[METRICS_KEY] = metrics
+
+    def refuse(refusal: Refusal, body: Any = None) -> web.Response:
+        metrics.refused(refusal.status, refusal.code)
+        logger.warning(
+            "refused status=%d reason=%s activity_id=%s type=%s%s",
+            refusal.status,
+            refusal.code,
+            safe_id(body.get("id")) if isinstance(body, dict) else None,
+            safe_id(body.get("type")) if isinstance(body, dict) else None,
+            f" detail={refusal.detail}" if refusal.detail else "",
+        )
+        headers = {"WWW-Authenticate": "Bearer"} if refusal.status == 401 else None
+        return web.json_response({"error": refusal.reason}, status=refusal.status, headers=headers)
 
     async def messages(request: web.Request) -> web.StreamResponse:
-        return await adapter.process(request, bot)
+        body: Any = None
+        try:
+            if "application/json" not in request.headers.get("Content-Type", ""):
+                raise Refusal(415, "media_type", "send the activity as application/json")
+            try:
+                raw = await request.read()
+            except web.HTTPRequestEntityTooLarge:
+                raise Refusal(413, "too_large", f"body over {MAX_BODY_BYTES} bytes") from None
+            body = parse_body(raw)
+            check_activity(body)
+            activity = Activity().deserialize(body)
+            # Who is speaking first (401), then from where (403): an unauthenticated caller
+            # learns nothing about which tenant we serve.
+            auth = await adapter.authenticate(request.headers.get("Authorization", ""), activity)
+            claimed = activity_tenant_ids(body)
+            if tenants and (not claimed or not claimed <= tenants):
+                raise Refusal(403, "tenant", "tenant not allowed")
+        except Refusal as refusal:
+            return refuse(refusal, body)
+        if body["type"] == "invoke" and body.get("name") not in SUPPORTED_INVOKES:
+            # Teams' error envelope for an invoke (Universal Actions): HTTP 200, the status inside.
+            metrics.refused(200, "unknown_invoke")
+            logger.warning(
+                "refused status=200 reason=unknown_invoke activity_id=%s", safe_id(body.get("id"))
+            )
+            return web.json_response(UNKNOWN_INVOKE)
+        metrics.turn(body["type"])
+        return await adapter.run(auth, activity, bot)
 
     async def healthz(_: web.Request) -> web.Response:
         return web.json_response({"status": "ok"})
@@ -108,11 +140,17 @@ def create_app(
             return web.json_response({"status": "ready"})
         return web.json_response({"status": "not ready"}, status=503)
 
+    async def metrics_page(_: web.Request) -> web.Response:
+        return web.Response(
+            body=(await metrics.render()).encode(), headers={"Content-Type": CONTENT_TYPE}
+        )
+
     async def check_authentication(_: web.Application) -> None:
         await adapter.check_authentication()
 
     app.router.add_post(MESSAGES_PATH, messages)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
+    app.router.add_get("/metrics", metrics_page)
     app.on_startup.append(check_authentication)
     return app

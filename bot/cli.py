@@ -27,7 +27,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     import logging
 
     from bot.server import serve
-    from bot.settings import Settings
+    from bot.settings import UNSAFE_BIND_FLAG, Settings
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     environ = dict(os.environ)
@@ -35,6 +35,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         environ["PORT"] = str(args.port)
     if args.data:
         environ["DATA_DIR"] = args.data
+    if args.unsafe_unauthenticated_network_bind:
+        environ[UNSAFE_BIND_FLAG] = "1"
     settings = Settings.from_environ(environ)
     serve(settings, _school(args), os.environ.get("SAFEGUARDING_CLOCK_FILE"))
     return 0
@@ -77,6 +79,12 @@ def build_parser() -> argparse.ArgumentParser:
     server.add_argument("--school", default=os.environ.get("SCHOOL_ID"), help="school id")
     server.add_argument("--port", type=int, default=None, help="port (env PORT, default 3978)")
     server.add_argument("--data", default=None, help="data directory (env DATA_DIR)")
+    server.add_argument(
+        "--unsafe-unauthenticated-network-bind",
+        action="store_true",
+        help="without APP_ID, allow a HOST other than loopback: ANYONE on the network could "
+        "talk to the bot unauthenticated (demos on a trusted network only)",
+    )
     server.set_defaults(func=cmd_serve)
 
     flows = sub.add_parser("flows", help="the procedures")

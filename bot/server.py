@@ -17,7 +17,8 @@ from bot.app import create_app
 from bot.clock import FileClock, utc_now
 from bot.connector import TeamsConnector
 from bot.handler import SafeguardingBot
-from bot.settings import Settings
+from bot.metrics import Metrics, watch_store
+from bot.settings import UNSAFE_BIND_FLAG, Settings, is_loopback
 from bot.store import SqliteStore, open_store
 from bot.timekeeper import Timekeeper
 
@@ -33,6 +34,7 @@ class Server:
     alerts: AlertService
     bot: SafeguardingBot
     timekeeper: Timekeeper
+    metrics: Metrics
 
 
 def build_server(
@@ -56,7 +58,10 @@ def build_server(
     )
     # Only the school's own tenant may talk to the bot (plus any the settings add).
     tenants = set(settings.allowed_tenant_ids) | {school.tenant_id}
-    app = create_app(settings, bot, store, adapter, allowed_tenant_ids=tenants)
+    metrics = Metrics()
+    watch_store(metrics, store, clock)
+    # Hook: the DSL-channel alarm (issue 10 s3) adds its gauge here with metrics.gauge(...).
+    app = create_app(settings, bot, store, adapter, allowed_tenant_ids=tenants, metrics=metrics)
 
     async def outbox_worker(_: web.Application):
         # The outbox and the timers run in the background for as long as the app runs, each
@@ -79,11 +84,18 @@ def build_server(
         store.close()
 
     app.cleanup_ctx.append(outbox_worker)
-    return Server(app, store, alerts, bot, timekeeper)
+    return Server(app, store, alerts, bot, timekeeper, metrics)
 
 
 def serve(settings: Settings, school: Any, clock_file: str | None = None) -> None:
     server = build_server(settings, school, clock=FileClock(clock_file) if clock_file else utc_now)
+    if settings.local_development and not is_loopback(settings.host):
+        logger.warning(
+            "UNSAFE: serving UNAUTHENTICATED on %s (%s=1). Anyone who can reach this port can "
+            "file reports and read replies. Never do this with real data.",
+            settings.host,
+            UNSAFE_BIND_FLAG,
+        )
     logger.info(
         "serving school=%s on http://%s:%d/api/messages data=%s",
         school.id,

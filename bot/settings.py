@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -11,6 +12,8 @@ from types import SimpleNamespace
 from bot.errors import ConfigError
 
 APP_TYPES = ("SingleTenant", "UserAssignedMSI", "MultiTenant")
+# Local development answers anyone who can reach the port: only loopback, unless this is set.
+UNSAFE_BIND_FLAG = "UNSAFE_UNAUTHENTICATED_NETWORK_BIND"
 DEFAULT_PORT = 3978
 
 
@@ -39,6 +42,16 @@ class Secret:
 
     def reveal(self) -> str:
         return self._value
+
+
+def is_loopback(host: str) -> bool:
+    """True for an address only this machine can reach (127.0.0.0/8, ::1, localhost)."""
+    if host.strip().lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False  # a name: it may resolve to any interface
 
 
 def _missing(key: str, why: str) -> ConfigError:
@@ -93,13 +106,20 @@ class Settings:
         if not allowed and tenant_id:
             allowed = frozenset({tenant_id})
         profile = get("PROFILE_PATH")
+        host = get("HOST") or ("0.0.0.0" if app_id else "127.0.0.1")
+        if not app_id and not is_loopback(host) and get(UNSAFE_BIND_FLAG) != "1":
+            raise ConfigError(
+                f"HOST={host} without APP_ID would serve /api/messages UNAUTHENTICATED to the "
+                f"network. Set APP_ID/APP_PASSWORD, use HOST=127.0.0.1, or - only on a "
+                f"network you trust, for a demo - set {UNSAFE_BIND_FLAG}=1."
+            )
         return cls(
             app_id=app_id,
             app_password=Secret(password),
             app_tenant_id=tenant_id,
             app_type=app_type,
             port=port,
-            host=get("HOST") or ("0.0.0.0" if app_id else "127.0.0.1"),
+            host=host,
             data_dir=Path(get("DATA_DIR") or "data"),
             profile_path=Path(profile) if profile else None,
             school_id=get("SCHOOL_ID") or None,

@@ -1017,6 +1017,22 @@ class SqliteStore(Storage):
 
         return await self._run(work)
 
+    async def outbox_backlog(self) -> tuple[int, datetime | None]:
+        """(messages not yet delivered, when the oldest undelivered alert was queued) for
+        /metrics. A failed alert still counts as undelivered."""
+
+        def work(conn: sqlite3.Connection) -> tuple[int, datetime | None]:
+            depth = conn.execute(
+                "SELECT COUNT(*) FROM outbox WHERE status IN ('pending', 'sending')"
+            ).fetchone()[0]
+            oldest = conn.execute(
+                "SELECT MIN(created_at) FROM outbox WHERE kind = 'post_alert'"
+                " AND status IN ('pending', 'sending', 'failed')"
+            ).fetchone()[0]
+            return depth, _time(oldest)
+
+        return await self._run(work)
+
     async def mark_delivered(
         self, outbox_id: str, activity_id: str | None, at: datetime | None = None
     ) -> None:
