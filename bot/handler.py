@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import logging
 import time
 from collections.abc import Callable
@@ -15,7 +16,7 @@ from botbuilder.schema import Activity, ActivityTypes, Attachment, ChannelAccoun
 from bot.alerts import CARD, AlertService
 from bot.cards import answered_card, is_live, message_card, reply_card
 from bot.reports import ReportsView, report_command
-from bot.store import SqliteStore
+from bot.store import CARDS_LANE, DuplicateActivity, SqliteStore
 from bot.timekeeper import Timekeeper
 from bot.timing import MID_REPORT
 from dialogs.replies import Reply, TurnResult
@@ -25,7 +26,9 @@ from flows.concern import Reporter
 
 logger = logging.getLogger(__name__)
 
-DUPLICATE_TURN = "safeguarding.duplicate_turn"
+_UNIT = "safeguarding.turn_unit"
+_KEY = "safeguarding.state_key"
+_ITEM = "safeguarding.state_item"
 
 IMAGE_WARNING = (
     "Please do not send images or files about a child here - I have not opened or kept it. "
@@ -54,24 +57,33 @@ class SafeguardingBot(TeamsActivityHandler):
         self.store = store
         self.alerts = alerts
         self.clock = clock
+        # Only for the storage key's format ("msteams/users/<id>"). The person's state
+        # ({"session", "open_card"}) is read with the turn's seen-check and written with its
+        # unit of work, without the SDK's per-save state hashing.
         self.user_state = UserState(store)
-        self.sessions = self.user_state.create_property("session")
-        # The one question card still waiting for an answer: {"id", "lines"}.
-        self.open_cards = self.user_state.create_property("open_card")
 
     async def on_turn(self, turn_context: TurnContext) -> None:
         activity = turn_context.activity
         started = time.perf_counter()
-        if activity.id and not await self.store.mark_activity_seen(
-            activity.id, activity.conversation.id if activity.conversation else ""
-        ):
-            # Teams re-delivers when slow: an answer must never be applied twice.
-            logger.info("duplicate activity ignored (activity_id=%s)", activity.id)
+        conversation_id = activity.conversation.id if activity.conversation else ""
+        key = _state_key(self.user_state, turn_context)
+        try:
+            # One read (seen? the person's state) now; one transaction - the turn's effects
+            # with the activity's seen-mark - before anyone is told anything (see _apply).
+            async with self.store.turn(activity.id, conversation_id, [key] if key else []) as unit:
+                if unit.duplicate:
+                    # Teams re-delivers when slow: an answer must never be applied twice.
+                    logger.info("duplicate activity ignored (activity_id=%s)", activity.id)
+                    return
+                turn_context.turn_state[_UNIT] = unit
+                turn_context.turn_state[_KEY] = key
+                await self._remember(turn_context)
+                await super().on_turn(turn_context)
+        except DuplicateActivity:
+            # A concurrent delivery of the same activity (or the same "Send" pressed twice at
+            # once) committed first: this turn wrote nothing and says nothing.
+            logger.info("concurrent duplicate dropped (activity_id=%s)", activity.id)
             return
-        await self._remember(turn_context)
-        await super().on_turn(turn_context)
-        if not turn_context.turn_state.get(DUPLICATE_TURN):
-            await self.user_state.save_changes(turn_context)
         logger.info(
             "turn type=%s activity_id=%s took=%.3fs",
             activity.type,
@@ -101,14 +113,16 @@ class SafeguardingBot(TeamsActivityHandler):
         activity = turn_context.activity
         value = activity.value if isinstance(activity.value, dict) else None
         if value and value.get("verb") and value.get("concern_id"):
-            return await self._card_action_by_submit(turn_context, value)
+            with self.store.immediate():  # acting reads back what it wrote (the card)
+                return await self._card_action_by_submit(turn_context, value)
         if value and value.get("action") in {"add_police_reference", "written_record_done"}:
-            reply = await self.alerts.reporter_update(
-                str(value.get("concern_id", "")),
-                (activity.from_property or ChannelAccount()).aad_object_id,
-                value["action"],
-                str(value.get("police_reference") or ""),
-            )
+            with self.store.immediate():
+                reply = await self.alerts.reporter_update(
+                    str(value.get("concern_id", "")),
+                    (activity.from_property or ChannelAccount()).aad_object_id,
+                    value["action"],
+                    str(value.get("police_reference") or ""),
+                )
             await turn_context.send_activity(reply)
             return None
         if activity.conversation and activity.conversation.conversation_type in {
@@ -128,7 +142,7 @@ class SafeguardingBot(TeamsActivityHandler):
         reporter = Reporter(
             name=sender.name or "Staff member", aad_object_id=sender.aad_object_id or sender.id
         )
-        state = await self.sessions.get(turn_context, lambda: {})
+        state = await self._state(turn_context, "session")
         command = report_command(activity.text, value, state.get("mode"))
         if command:  # answered from the store; the session (their place in a flow) is untouched
             view = ReportsView(self.school, self.store, self.clock)
@@ -136,28 +150,54 @@ class SafeguardingBot(TeamsActivityHandler):
             for reply in await view.replies(command, reporter, in_flow=in_flow):
                 await turn_context.send_activity(reply)
             return None
+        before = copy.deepcopy(state)
         session = Session(self.school, reporter, state)
         # Typed text is passed on exactly as sent: a child's words are never altered.
         result = session.handle(activity.text or "", value, now=self.clock())
-        await self._apply(turn_context, result, reporter)
+        await self._apply(turn_context, result, reporter, before)
         return None
 
+    async def _state(self, turn_context: TurnContext, part: str) -> dict[str, Any]:
+        """One part of the person's stored state (read once per turn, with the seen-check)."""
+        item = turn_context.turn_state.get(_ITEM)
+        if item is None:
+            key = turn_context.turn_state.get(_KEY)
+            item = (await self.store.read([key])).get(key, {}) if key else {}
+            turn_context.turn_state[_ITEM] = item
+        return item.get(part) or {}
+
+    async def _save_state(self, turn_context: TurnContext, part: str, value: Any) -> None:
+        key = turn_context.turn_state.get(_KEY)
+        if not key:
+            return
+        item = turn_context.turn_state.get(_ITEM) or {}
+        item = {**item, part: value}
+        await self.store.write({key: item})  # sets the new etag in `item`
+        turn_context.turn_state[_ITEM] = item
+
     async def _apply(
-        self, turn_context: TurnContext, result: TurnResult, reporter: Reporter
+        self,
+        turn_context: TurnContext,
+        result: TurnResult,
+        reporter: Reporter,
+        before: dict[str, Any],
     ) -> None:
-        # The concern is written (with its outbox) before the staff member is told anything.
+        # The concern is written (with its outbox) before the staff member is told anything:
+        # everything up to the commit is ONE transaction with the activity's seen-mark.
+        # A concurrent duplicate (the same "Send" pressed twice at once) fails that commit
+        # and changes and says nothing (on_turn); the other turn keeps the session.
         for event in result.events:
-            if not await self.alerts.on_event(event, turn_context.activity.service_url):
-                # Another turn (the same "Send" pressed twice at once) already did this: that
-                # turn keeps the session and answers; this one changes and says nothing.
-                turn_context.turn_state[DUPLICATE_TURN] = True
-                return
-        await self.sessions.set(turn_context, result.state)
-        await self.user_state.save_changes(turn_context)
-        if self.timekeeper is not None:
-            await self.timekeeper.on_turn(
-                self.user_state.get_storage_key(turn_context), reporter, result.state
-            )
+            await self.alerts.on_event(event, turn_context.activity.service_url)
+        key = turn_context.turn_state.get(_KEY)
+        if result.state != before:
+            await self._save_state(turn_context, "session", result.state)
+        if self.timekeeper is not None and key:
+            await self.timekeeper.on_turn(key, reporter, result.state)
+        unit = turn_context.turn_state.get(_UNIT)
+        if unit is not None:
+            await unit.commit()
+        if result.events:
+            self.alerts.wakeup.set()  # committed: the outbox can see it now
         await self._send_replies(turn_context, result)
 
     async def _send_replies(self, turn_context: TurnContext, result: TurnResult) -> None:
@@ -168,7 +208,7 @@ class SafeguardingBot(TeamsActivityHandler):
         not grow); answered by typing, it becomes read-only lines of what was answered.
         """
         activity = turn_context.activity
-        open_card = await self.open_cards.get(turn_context, lambda: {}) or {}
+        open_card = await self._state(turn_context, "open_card")
         lines = [*map(tuple, open_card.get("lines", [])), *result.answered]
         groups = _groups(result.replies)
         pressed = activity.reply_to_id if isinstance(activity.value, dict) else None
@@ -186,8 +226,12 @@ class SafeguardingBot(TeamsActivityHandler):
             sent = await turn_context.send_activity(_group_activity(group))
             if is_live(group[-1]) and sent is not None and sent.id:
                 still_open = {"id": sent.id, "lines": []}
-        await self.open_cards.set(turn_context, still_open)
-        await self.user_state.save_changes(turn_context)
+        if still_open != open_card:
+            # Which card is live is only known once it is sent, so it is written after the
+            # turn's transaction, on the cards lane: no fsync, as losing it (power cut) only
+            # leaves an old card pressable - nothing anyone was told was sent.
+            with self.store.in_lane(CARDS_LANE):
+                await self._save_state(turn_context, "open_card", still_open)
 
     async def _replace(self, turn_context: TurnContext, activity_id: str, card: dict) -> bool:
         updated = Activity(
@@ -208,12 +252,13 @@ class SafeguardingBot(TeamsActivityHandler):
         if turn_context.activity.name == "adaptiveCard/action":
             data = turn_context.activity.value or {}
             action = data.get("action") or {}
-            result = await self.alerts.act(
-                str((action.get("data") or {}).get("concern_id", "")),
-                action.get("verb") or "",
-                turn_context.activity.from_property.aad_object_id,
-                (action.get("data") or {}).get("note"),
-            )
+            with self.store.immediate():  # acting reads back what it wrote (the card)
+                result = await self.alerts.act(
+                    str((action.get("data") or {}).get("concern_id", "")),
+                    action.get("verb") or "",
+                    turn_context.activity.from_property.aad_object_id,
+                    (action.get("data") or {}).get("note"),
+                )
             if not result.allowed or result.card is None:
                 # Shown only to the person who pressed; the card stays as it is for everyone.
                 return _invoke_message(result.message)
@@ -251,6 +296,14 @@ class SafeguardingBot(TeamsActivityHandler):
                 f"If a child is in immediate danger, phone "
                 f"{self.school.contact('emergency').number} now."
             )
+
+
+def _state_key(user_state: UserState, turn_context: TurnContext) -> str | None:
+    """Where this person's state is stored (the SDK's UserState key), if they are known."""
+    activity = turn_context.activity
+    if not (activity.channel_id and activity.from_property and activity.from_property.id):
+        return None
+    return user_state.get_storage_key(turn_context)
 
 
 def _groups(replies: list[Reply]) -> list[list[Reply]]:

@@ -293,7 +293,10 @@ class AuditEntry:
 
 
 TURNS = "turns"
-LANES = (TURNS, "outbox", "timers", "maintenance")
+# Bookkeeping written after a turn's replies (which card is live): committed without fsync.
+CARDS_LANE = "cards"
+LANES = (TURNS, "outbox", "timers", "maintenance", CARDS_LANE)
+_LOW_PRIORITY = frozenset({TURNS, CARDS_LANE})
 _LANE: contextvars.ContextVar[str] = contextvars.ContextVar("store_lane", default=TURNS)
 _UNIT: contextvars.ContextVar[TurnUnit | None] = contextvars.ContextVar("store_unit", default=None)
 REFS_REMEMBERED = 10_000
@@ -399,7 +402,8 @@ class TurnUnit:
                 write(conn)
 
         if self.activity_id or writes:
-            await store._run(lambda conn: store._transaction(conn, work))
+            lane = _LANE.get()
+            await store._run(lambda conn: store._transaction(conn, work, lane))
         self.committed = True
         for callback in self.after_commit:
             callback()
@@ -544,7 +548,12 @@ class SqliteStore(Storage):
                     lane = self._lanes[TURNS]  # one connection is the whole database
                 else:
                     try:
-                        lane = _Lane(name, self._connect())
+                        conn = self._connect()
+                        if name == CARDS_LANE:
+                            # Lost only on an OS crash or power cut, never on a process crash;
+                            # nothing on this lane is anything anyone was told was sent.
+                            conn.execute("PRAGMA synchronous=NORMAL")
+                        lane = _Lane(name, conn)
                     except sqlite3.Error as exc:
                         raise StoreError(f"cannot open store ({type(exc).__name__})") from exc
                 self._lanes[name] = lane
@@ -576,10 +585,12 @@ class SqliteStore(Storage):
         except RuntimeError as exc:  # the lane's executor was shut down by close()
             raise StoreError("store is closed") from exc
 
-    def _transaction(self, conn: sqlite3.Connection, work: Callable[[sqlite3.Connection], T]) -> T:
-        """`work` inside one IMMEDIATE transaction (all or nothing), then the commit hooks."""
-        name = _LANE.get()
-        with self._gate.open(priority=name != TURNS):
+    def _transaction(
+        self, conn: sqlite3.Connection, work: Callable[[sqlite3.Connection], T], name: str
+    ) -> T:
+        """`work` inside one IMMEDIATE transaction (all or nothing), then the commit hooks.
+        Runs in lane `name`'s thread (context variables do not follow it there)."""
+        with self._gate.open(priority=name not in _LOW_PRIORITY):
             conn.execute("BEGIN IMMEDIATE")
             try:
                 result = work(conn)
@@ -597,6 +608,7 @@ class SqliteStore(Storage):
         """Run `work` in one transaction now - or, inside a chat turn and when the caller
         needs no answer from the database (`deferrable`), add it to the turn's transaction."""
         unit = _UNIT.get()
+        lane = _LANE.get()
         if unit is not None and unit.open and unit.store is self:
             if deferrable:
                 unit.writes.append(work)
@@ -609,8 +621,8 @@ class SqliteStore(Storage):
                     earlier(conn)
                 return work(conn)
 
-            return await self._run(lambda conn: self._transaction(conn, flush_then))
-        return await self._run(lambda conn: self._transaction(conn, work))
+            return await self._run(lambda conn: self._transaction(conn, flush_then, lane))
+        return await self._run(lambda conn: self._transaction(conn, work, lane))
 
     def _now(self, at: datetime | None = None) -> str:
         return _iso(at or self._clock())
@@ -649,6 +661,18 @@ class SqliteStore(Storage):
         finally:
             unit.open = False
             _UNIT.reset(token)
+
+    @contextmanager
+    def in_lane(self, name: str):
+        """Run this task's store calls in lane `name` for the block (writes at once)."""
+        if name not in LANES:
+            raise ValueError(f"unknown store lane {name!r}; expected one of {', '.join(LANES)}")
+        lane_token, unit_token = _LANE.set(name), _UNIT.set(None)
+        try:
+            yield
+        finally:
+            _UNIT.reset(unit_token)
+            _LANE.reset(lane_token)
 
     @contextmanager
     def immediate(self):
@@ -789,10 +813,14 @@ class SqliteStore(Storage):
         now = self._now(at)
         row = _concern_row(concern, status, now)
         rows = [_outbox_row(concern.id, message, now) for message in messages]
+        unit = _UNIT.get()
+        in_turn = unit is not None and unit.open and unit.store is self
 
         def work(conn: sqlite3.Connection) -> bool:
             for milestone in milestones:
                 if not _first_milestone(conn, concern.id, milestone, now):
+                    if in_turn:  # the whole turn is the duplicate: it writes nothing at all
+                        raise DuplicateActivity("report already raised by another turn")
                     return False
             _upsert_concern(conn, row)
             for timer in timers:
@@ -807,7 +835,10 @@ class SqliteStore(Storage):
                 )
             return True
 
-        return await self._write(work)
+        # Inside a chat turn this joins the turn's transaction (True here; a duplicate fails
+        # that commit instead, and the turn says nothing).
+        applied = await self._write(work, deferrable=True)
+        return True if applied is None else applied
 
     async def first_milestone(self, concern_id: str, milestone: str) -> bool:
         """True for exactly one caller per (concern, milestone), e.g. 'delivered'."""

@@ -20,11 +20,12 @@ async def run_until_stopped(
     """Call `drain_once` until it finds nothing, then sleep until woken or `poll_seconds`.
     An error never ends the loop: the rows stay in the store for the next pass."""
     while not stop.is_set():
+        # Cleared before draining, so a wake-up that arrives mid-pass is not lost.
+        wakeup.clear()
         try:
             while await drain_once():
                 pass
         except Exception as exc:
             logger.error("%s pass failed: %s", name, type(exc).__name__)
-        wakeup.clear()
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(wakeup.wait(), poll_seconds)

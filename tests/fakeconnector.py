@@ -9,6 +9,7 @@ async with FakeConnector() as connector:
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import re
 import uuid
@@ -57,6 +58,8 @@ class FakeConnector:
             {"id": "29:user-1", "name": "Test User", "aadObjectId": "aad-user-1"}
         ]
         self._failures: list[_ScriptedFailure] = []
+        self._holds: list[tuple[re.Pattern[str], asyncio.Event]] = []
+        self.held: list[str] = []  # paths of requests that arrived while held
         self._ids = itertools.count(1_700_000_000_001)
         self._server: TestServer | None = None
         self.app = self._build_app()
@@ -69,6 +72,8 @@ class FakeConnector:
         return self
 
     async def close(self) -> None:
+        for _, release in self._holds:
+            release.set()
         if self._server is not None:
             await self._server.close()
             self._server = None
@@ -100,6 +105,13 @@ class FakeConnector:
         self._failures.append(
             _ScriptedFailure(re.compile(path_regex), method, list(statuses), retry_after)
         )
+
+    def hold(self, path_regex: str) -> asyncio.Event:
+        """Requests whose path matches get no answer until the returned event is set: the
+        bot is caught mid-call (e.g. to SIGKILL it there). `held` lists what arrived."""
+        release = asyncio.Event()
+        self._holds.append((re.compile(path_regex), release))
+        return release
 
     def requests_to(self, path_regex: str, method: str | None = None) -> list[RecordedRequest]:
         pattern = re.compile(path_regex)
@@ -150,6 +162,10 @@ class FakeConnector:
                 body = await request.json()
             except ValueError:
                 body = raw.decode("utf-8", "replace")
+        for pattern, release in list(self._holds):
+            if pattern.search(request.path) and not release.is_set():
+                self.held.append(request.path)
+                await release.wait()
         failure = self._take_failure(request)
         if failure is not None:
             status, retry_after = failure
