@@ -1,4 +1,5 @@
-"""Deadlines a procedure sets, computed from when the concern was raised and the school calendar."""
+"""Deadlines a procedure sets, computed from when the concern was raised - or, for duties that
+run from the event itself, from when it happened or was learned of - and the school calendar."""
 
 from __future__ import annotations
 
@@ -16,11 +17,26 @@ class DeadlineRule:
     owner: str  # a role: reporter, case_manager, dsl_team
     source: str
     due: Callable[[datetime, WorkingDays, Any], datetime | None]
+    # "occurred": counted from when it happened / was learned of (the answer recorded as
+    # occurred_at), or the report if that is earlier; "raised": from when the report was raised.
+    counts_from: str = "raised"
 
 
 def _written_record(at: datetime, _: WorkingDays, profile: Any) -> datetime | None:
     hours = profile.rules.written_record_hours
     return at + timedelta(hours=hours) if hours else None
+
+
+def _written_referral(at: datetime, _: WorkingDays, profile: Any) -> datetime | None:
+    hours = profile.rules.written_referral_hours
+    return at + timedelta(hours=hours) if hours else None
+
+
+def _fgm_outer_limit(at: datetime, _days: WorkingDays, profile: Any) -> datetime:
+    # School closure days (INSET, holidays) never push the police report later: the duty is
+    # the teacher's and the police work every day, so only weekends and bank holidays count.
+    police_days = working_days_for(profile, include_closures=False)
+    return police_days.end_of_next_working_day(at, profile.school_end)
 
 
 def _add_one_month(at: datetime) -> datetime:
@@ -45,22 +61,38 @@ DEADLINES: dict[str, DeadlineRule] = {
         ).within_one_working_day(at),
     ),
     "fgm_police_report": DeadlineRule(
-        label="Teacher reports FGM personally to the police (best practice)",
+        label=(
+            "Teacher reports FGM personally to the police - immediately; this is only the "
+            "outer limit (close of the next working day)"
+        ),
         owner="reporter",
-        source="Home Office, Mandatory reporting of FGM: procedural information",
-        due=lambda at, days, profile: days.end_of_next_working_day(at, profile.school_end),
+        source=(
+            "Seeds 001 s4 and 003 'FGM' (immediately); Home Office, Mandatory reporting of "
+            "FGM: procedural information (outer limit)"
+        ),
+        due=_fgm_outer_limit,
+        counts_from="occurred",
     ),
     "fgm_legal_maximum": DeadlineRule(
-        label="Legal maximum for the FGM police report",
+        label="Legal maximum for the FGM police report (one month)",
         owner="reporter",
         source="FGM Act 2003 s5B",
         due=lambda at, _days, _profile: _add_one_month(at),
+        counts_from="occurred",
     ),
     "written_record": DeadlineRule(
         label="Written account on the school's recording system",
         owner="reporter",
-        source="Seed 003 (Griffin Primary) recording rule",
+        source="Seed 003 section 7 'Managing a disclosure' (written account within 24 hours)",
         due=_written_record,
+        counts_from="occurred",
+    ),
+    "written_referral": DeadlineRule(
+        label="A phone referral to children's social care is followed by a written one",
+        owner="dsl_team",
+        source="Seed 003 section 8 (written referral within 48 hours of a telephone referral)",
+        # counted from the report: the phone referral comes after it, so this is never late
+        due=_written_referral,
     ),
     "missing_police_threshold": DeadlineRule(
         label="Report to the police if the child is still not found",

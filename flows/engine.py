@@ -465,17 +465,30 @@ class FlowRun:
             for effect in _effects_of(step, value):
                 deadline_ids.extend(d for d in effect.deadlines if d not in deadline_ids)
         route = self.route()
+        if route == "dsl_team" and "written_referral" not in deadline_ids:
+            # A school rule for any referral the DSL makes (seed 003: written within 48 hours
+            # of a phone referral); it is None - and not shown - where the profile sets none.
+            deadline_ids.append("written_referral")
         concern.routing = Routing(route, _route_reason(route, concern.flags))
         concern.sources = sorted(sources)
         base = datetime.fromisoformat(concern.raised_at)
+        happened = self._happened_at()
         for deadline_id in deadline_ids:
             rule = DEADLINES[deadline_id]
-            due = rule.due(base, self.context.calendar, profile)
+            start = min(base, happened) if rule.counts_from == "occurred" and happened else base
+            due = rule.due(start, self.context.calendar, profile)
             if due is not None:
                 concern.deadlines.append(
                     Deadline(deadline_id, rule.label, due.isoformat(), rule.owner, rule.source)
                 )
         return concern
+
+    def _happened_at(self) -> datetime | None:
+        """When it happened or was learned of: the answer recorded as occurred_at."""
+        for step, value in self._path():
+            if step.records == "occurred_at" and value:
+                return datetime.fromisoformat(value)
+        return None
 
 
 def _effects_of(step: Step, value: Any) -> list[Effect]:

@@ -33,10 +33,12 @@ def guard(fn: Guard) -> Guard:
 
 @guard
 def fgm_duty_applies(facts: Facts) -> bool:
-    """FGM Act 2003 s5B: a teacher learns that FGM appears to have been carried out on a girl
-    under 18 because she told them or they saw signs. 'Not sure' of her age counts as under 18."""
+    """FGM Act 2003 s5B: anyone employed or engaged to carry out teaching work (a TA or HLTA
+    covering a class included) learns that FGM appears to have been carried out on a girl under
+    18 because she told them or they saw signs. 'Not sure' (of her age, or whether the reporter
+    is covered) counts as covered: report personally and tell the DSL."""
     return (
-        facts.said_yes("is_teacher")
+        facts.chose("is_teacher", "yes", "teaching", "not_sure")
         and facts.chose("how_known", "girl_told", "saw_signs")
         and facts.chose("under_18", "yes", "not_sure")
     )

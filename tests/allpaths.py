@@ -30,6 +30,7 @@ class Path:
     answers: tuple[tuple[str, Any], ...]
     seen: tuple[tuple[str, str], ...]  # (step id, text) for every prompt, rule and say
     end: str  # the final state, or "switch:<flow>"
+    raised_by: str | None = None  # the step whose answer sent the alert first
 
 
 def _candidates(prompt: Any) -> list[Any]:
@@ -63,10 +64,12 @@ def every_path(
     flags_matter = "facts.flags" in inspect.getsource(guards)
     visited: set[str] = set()
 
-    def go(state: dict[str, Any], answers: tuple, seen: tuple, tick: int) -> Iterator[Path]:
+    def go(
+        state: dict[str, Any], answers: tuple, seen: tuple, tick: int, raised: str | None = None
+    ) -> Iterator[Path]:
         with flow.attach(json.loads(json.dumps(state)), ctx) as run:
             if run.finished:
-                yield Path(flow_id, answers, seen, run.state)
+                yield Path(flow_id, answers, seen, run.state, raised)
                 return
             given = state["answers"]
             key = json.dumps(
@@ -78,7 +81,7 @@ def every_path(
                 default=str,
             )
             if key in visited:  # what follows was walked already; what led here was not
-                yield Path(flow_id, answers, seen, f"merged:{run.state}")
+                yield Path(flow_id, answers, seen, f"merged:{run.state}", raised)
                 return
             visited.add(key)
             prompt = run.prompt()
@@ -95,9 +98,10 @@ def every_path(
                 after = (*shown, *((prompt.step_id, s) for s in outcome.say))
                 taken = (*answers, (prompt.step_id, value))
                 if outcome.switch_to:
-                    yield Path(flow_id, taken, after, f"switch:{outcome.switch_to}")
+                    yield Path(flow_id, taken, after, f"switch:{outcome.switch_to}", raised)
                     continue
                 snapshot = run.snapshot()
-            yield from go(snapshot, taken, after, tick + 1)
+                now_raised = raised or (prompt.step_id if outcome.raised else None)
+            yield from go(snapshot, taken, after, tick + 1, now_raised)
 
     yield from go(flow.new_state(now), (), (), 0)

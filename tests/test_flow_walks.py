@@ -157,10 +157,10 @@ def test_fgm_teacher_told_by_girl_has_the_personal_duty() -> None:
     assert done["Police phoned (mandatory duty)"] == "Yes"
     assert done["Police phoned at"] == "Wed 18 Nov 2026 09:40"
     assert c.routing.route == "dsl_team"
-    raised = datetime.fromisoformat(c.raised_at).astimezone(LONDON)
-    # best practice: by the close of the next working day (Thursday, at the end of school)
+    # outer limit: the close of the next working day (Thursday, at the end of school); both
+    # count from when she told the teacher (09:15), not from when the report was sent
     assert deadline(c, "fgm_police_report") == datetime(2026, 11, 19, 15, 30, tzinfo=LONDON)
-    assert deadline(c, "fgm_legal_maximum") == raised.replace(month=12)
+    assert deadline(c, "fgm_legal_maximum") == datetime(2026, 12, 18, 9, 15, tzinfo=LONDON)
     assert next(d for d in c.deadlines if d.id == "fgm_police_report").owner == "reporter"
 
 
@@ -200,10 +200,12 @@ def assert_not_the_duty(w: Walk) -> None:
     assert "DSL" in w.prompt_for("dsl_route").text
 
 
-def test_fgm_not_a_teacher_goes_to_the_dsl() -> None:
+def test_fgm_support_staff_go_to_the_dsl_and_are_never_told_it_does_not_apply() -> None:
     w = walk("fgm", fgm(is_teacher="no"))
     assert_not_the_duty(w)
-    assert "not a teacher" in w.prompt_for("dsl_route").text
+    text = w.prompt_for("dsl_route").text
+    assert "does not apply" not in text
+    assert "TA or HLTA" in text and "not sure, phone 101 yourself" in text
 
 
 def test_fgm_at_risk_is_not_the_duty_even_for_a_teacher() -> None:
@@ -529,8 +531,9 @@ def test_welfare_written_record_deadline_follows_the_school() -> None:
     hours = school("griffin-primary").rules.written_record_hours
     assert hours
     c = walk("welfare", plain("welfare"), profile=school("griffin-primary")).concern
-    raised = datetime.fromisoformat(c.raised_at)
-    assert deadline(c, "written_record") == raised + timedelta(hours=hours)
+    # counted from when it happened (the occurred_at answer), not from when it was reported
+    happened = datetime.fromisoformat(c.raised_at).astimezone(LONDON).replace(hour=8, minute=45)
+    assert deadline(c, "written_record") == happened + timedelta(hours=hours)
     if not school().rules.written_record_hours:
         assert "written_record" not in deadline_ids(walk("welfare", plain("welfare")).concern)
 
