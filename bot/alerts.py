@@ -28,8 +28,17 @@ from botbuilder.schema import (
 )
 
 from bot.cards import alert_card, alert_fallback_text, word_parts, words_card
-from bot.errors import DeliveryError, DeliveryRefused, StoreError
-from bot.store import OutboxItem, OutboxMessage, SqliteStore, StoredConcern, TimerSpec
+from bot.errors import DeliveryError, DeliveryRefused, Failure, StoreError, classify
+from bot.store import (
+    AlertPost,
+    AlertPostRecord,
+    DeliveryEffects,
+    OutboxItem,
+    OutboxMessage,
+    SqliteStore,
+    StoredConcern,
+    TimerSpec,
+)
 from bot.timing import (
     CHASE_SOCIAL_CARE,
     DEADLINE,
@@ -50,6 +59,14 @@ CARD = "application/vnd.microsoft.card.adaptive"
 MAX_ATTEMPTS = 12
 SEND_TIMEOUT_SECONDS = 60
 TELL_REPORTER_AT_ATTEMPTS = {1, 6}
+RESEND_NOTICE = {
+    "type": "TextBlock",
+    "text": "Sent again: an earlier attempt may also have reached this channel. It is the same "
+    "report - acting on either copy updates both.",
+    "wrap": True,
+    "weight": "Bolder",
+    "color": "Attention",
+}
 # Happens once per report (pressing "Send"): a concurrent duplicate is dropped by the store.
 FINAL = "concern_final"  # at once, and again after about two minutes
 VERBS = {
@@ -118,6 +135,8 @@ class AlertService:
         self.store = store
         # Whose leases these are: a restarted server reclaims its own unfinished sends.
         self.owner = owner or socket.gethostname()
+        self.send_timeout = SEND_TIMEOUT_SECONDS
+        self.alarms_raised = 0  # alerts refused by Teams since start (the operator alarm)
         self.messenger = messenger
         self.school = school
         self.clock = clock
@@ -240,61 +259,115 @@ class AlertService:
 
     async def _deliver(self, item: OutboxItem) -> None:
         started = self.clock()
+        # The SDK can sleep on a Retry-After inside its own thread: never wait for ever. An
+        # alert's post is not cancelled when it is slow: if Teams answers after the time-out,
+        # the copy it made is still recorded (and the row closed if not re-sent yet).
+        send = asyncio.ensure_future(getattr(self, f"_send_{item.kind}")(item))
         try:
-            # The SDK can sleep on a Retry-After inside its own thread: never wait for ever.
-            send = getattr(self, f"_send_{item.kind}")(item)
-            activity_id = await asyncio.wait_for(send, SEND_TIMEOUT_SECONDS)
-        except (DeliveryError, TimeoutError) as exc:
-            await self._retry(item, exc)
+            if item.kind == "post_alert":
+                activity_id = await asyncio.wait_for(asyncio.shield(send), self.send_timeout)
+            else:
+                activity_id = await asyncio.wait_for(send, self.send_timeout)
+        except StoreError as exc:  # our own store failed, not the channel: simply again
+            await self._retry(item, Failure(f"store_{type(exc).__name__}"))
             return
-        except StoreError as exc:
-            await self._retry(item, exc)
+        except Exception as exc:  # every connector failure goes through ONE classification
+            if item.kind == "post_alert" and not send.done():
+                send.add_done_callback(_late_answer(item))
+            await self._retry(item, classify(exc))
             return
-        except DeliveryRefused as exc:
-            # Follow-ups are always queued before the row is closed (so none is ever lost).
-            await self._tell_reporter_not_delivered(item, final=True)
-            await self.store.mark_failed(item.id, f"refused {exc.status}", at=self.clock())
-            logger.error("outbox %s %s refused status=%s", item.id, item.kind, exc.status)
-            return
-        if item.kind == "post_alert":  # follow-ups are queued before the row is closed
-            await self._alert_delivered(item)
-        await self.store.mark_delivered(item.id, activity_id, at=self.clock())
+        if item.kind != "post_alert":  # an alert's own send closed its row with its effects
+            await self.store.mark_delivered(item.id, activity_id, at=self.clock())
         took = (self.clock() - started).total_seconds()
         logger.info(
             "outbox %s %s delivered attempt=%d in %.2fs", item.id, item.kind, item.attempts, took
         )
 
-    async def _retry(self, item: OutboxItem, exc: Exception) -> None:
-        status = getattr(exc, "status", None) or type(exc).__name__
+    async def _retry(self, item: OutboxItem, failure: Failure) -> None:
         # An alert is never abandoned; lesser messages give up after MAX_ATTEMPTS.
         if item.attempts >= MAX_ATTEMPTS and item.kind != "post_alert":
-            await self.store.mark_failed(item.id, f"gave up status={status}", at=self.clock())
+            await self.store.mark_failed(item.id, f"gave up {failure.code}", at=self.clock())
             logger.error(
                 "outbox %s %s gave up after %d attempts", item.id, item.kind, item.attempts
             )
             return
+        if item.kind == "post_alert" and failure.refused:
+            await self._refused(item, failure)
         if item.attempts in TELL_REPORTER_AT_ATTEMPTS:
             await self._tell_reporter_not_delivered(item, final=False)
-        delay = backoff(item.attempts, getattr(exc, "retry_after", None))
+        delay = backoff(item.attempts, failure.retry_after)
+        error = ("refused " if failure.refused else "") + failure.code
         await self.store.mark_retry(
-            item.id, self.clock() + delay, f"status={status}", at=self.clock()
+            item.id,
+            self.clock() + delay,
+            error,
+            at=self.clock(),
+            unknown_outcome=failure.outcome_unknown,
         )
         logger.warning(
-            "outbox %s %s retry in %ss status=%s attempt=%d",
+            "outbox %s %s retry in %ss %s attempt=%d",
             item.id,
             item.kind,
             delay.total_seconds(),
-            status,
+            failure.code,
             item.attempts,
         )
+
+    async def _refused(self, item: OutboxItem, failure: Failure) -> None:
+        """A permanent-looking refusal of an alert: the channel post keeps being retried, and
+        at once the fallback route and an operator alarm (once per alert)."""
+        if (item.last_error or "").startswith("refused"):
+            return  # already alarmed and fallen back on an earlier attempt
+        self.alarms_raised += 1
+        logger.error(
+            "ALARM alert refused by Teams concern=%s outbox=%s route=%s status=%s:"
+            " falling back to 1:1 messages; check the app's secret and that the bot is in"
+            " the DSL team",
+            item.concern_id,
+            item.id,
+            item.target.get("route"),
+            failure.status,
+        )
+        stored = await self._stored(item)
+        fallback = self._fallback_messages(stored, item)
+        if fallback and await self.store.enqueue_once(stored.id, "fallback", fallback):
+            await self.store.audit(
+                None, "alert_fallback", stored.id, {"status": failure.status, "to": len(fallback)}
+            )
+            self.wakeup.set()
+
+    def _fallback_messages(self, stored: StoredConcern, item: OutboxItem) -> list[OutboxMessage]:
+        """The DSL channel refused: 1:1 to the DSL and deputies, then the head. An allegation
+        only ever goes to its own recipients (never the DSL team): it has no fallback beyond
+        them, so it is retried and alarmed only."""
+        if item.target.get("route") != "dsl_team":
+            return []
+        school = self.school
+        people = [*school.dsl_team(), school.headteacher]
+        seen: set[str] = set()
+        messages = []
+        for person in people:
+            if not person or not person.aad_object_id or person.aad_object_id in seen:
+                continue
+            seen.add(person.aad_object_id)
+            target = {
+                "route": "fallback",
+                "service_url": item.target.get("service_url"),
+                "tenant_id": school.tenant_id,
+                "user_id": person.aad_object_id,
+            }
+            messages.append(OutboxMessage("post_alert", target, {"concern_id": stored.id}))
+        return messages
 
     async def _send_post_alert(self, item: OutboxItem) -> str:
         stored = await self._stored(item)
         target = item.target
-        activity = card_activity(await self.render(stored), alert_fallback_text(stored.concern))
+        card = await self.render(stored, resend=item.unknown_outcome)
+        activity = card_activity(card, alert_fallback_text(stored.concern))
+        service_url = await self.service_url(target)
         if target["route"] == "dsl_team":
             conversation_id, activity_id = await self.messenger.post_to_channel(
-                target["service_url"],
+                service_url,
                 target["tenant_id"],
                 target["team_id"],
                 target["channel_id"],
@@ -302,36 +375,65 @@ class AlertService:
             )
         else:
             conversation_id, activity_id = await self.messenger.send_to_user(
-                target["service_url"], target["tenant_id"], target["user_id"], activity
+                service_url, target["tenant_id"], target["user_id"], activity
             )
-        await self.store.save_conversation_ref(
-            "alert",
+        reference = {
+            "serviceUrl": service_url,
+            "channelId": "msteams",
+            "conversation": {"id": conversation_id, "tenantId": target["tenant_id"]},
+            "activityId": activity_id,
+        }
+        post = AlertPostRecord(
             stored.id,
-            {
-                "serviceUrl": target["service_url"],
-                "channelId": "msteams",
-                "conversation": {"id": conversation_id, "tenantId": target["tenant_id"]},
-                "activityId": activity_id,
-            },
+            activity_id,
+            reference,
+            resend=item.unknown_outcome,
+            source=target["route"],
+            thread=target["route"] != "fallback",
+        )
+        await self.store.record_delivery(
+            item.id, activity_id, post=post, once=self._first_delivery(stored, item)
         )
         return activity_id
 
     async def _send_update_card(self, item: OutboxItem) -> str | None:
-        ref = await self.store.get_conversation_ref("alert", item.payload["concern_id"])
-        if ref is None:  # the alert itself is not out yet: it will carry the latest state
+        concern_id = item.payload["concern_id"]
+        posts = await self.store.alert_posts(concern_id)
+        if not posts:
+            ref = await self.store.get_conversation_ref("alert", concern_id)
+            if ref is not None:  # posted before copies were recorded
+                posts = [AlertPost(concern_id, ref.activity_id, ref, False, "sent")]
+        if not posts:  # the alert itself is not out yet: it will carry the latest state
             posted = [
                 o
-                for o in await self.store.outbox_for_concern(item.payload["concern_id"])
+                for o in await self.store.outbox_for_concern(concern_id)
                 if o.kind == "post_alert" and o.status != "delivered"
             ]
             if posted:
                 raise DeliveryError("alert not posted yet", status=None, retry_after=2)
             return None
         stored = await self._stored(item)
-        activity = card_activity(await self.render(stored), alert_fallback_text(stored.concern))
-        activity.id = ref.activity_id
-        await self.messenger.update_activity(ref, ref.activity_id, activity)
-        return ref.activity_id
+        # Every copy of the alert shows the same state: acting on any one updates them all.
+        failures = []
+        for post in posts:
+            card = await self.render(stored, resend=post.resend)
+            activity = card_activity(card, alert_fallback_text(stored.concern))
+            activity.id = post.activity_id
+            try:
+                await self.messenger.update_activity(post.reference, post.activity_id, activity)
+            except Exception as exc:
+                failure = classify(exc)
+                logger.warning(
+                    "card update failed concern=%s activity_id=%s %s",
+                    concern_id,
+                    post.activity_id,
+                    failure.code,
+                )
+                if not failure.refused:  # a deleted copy (404) is not waited for
+                    failures.append(exc)
+        if failures:
+            raise failures[0]
+        return posts[0].activity_id
 
     async def _send_words_part(self, item: OutboxItem) -> str:
         ref = await self.store.get_conversation_ref("alert", item.payload["concern_id"])
@@ -444,23 +546,40 @@ class AlertService:
             "channel_id": self.school.dsl_channel.channel_id,
         }
 
-    async def _alert_delivered(self, item: OutboxItem) -> None:
-        stored = await self._stored(item)
-        # Words too long for one card follow in the alert's thread, in order, never cut silently.
-        for part in range(1, len(word_parts(stored.concern.words or ""))):
-            await self.store.enqueue(
-                stored.id, "words_part", {}, {"concern_id": stored.id, "part": part}
+    def _first_delivery(
+        self, stored: StoredConcern, item: OutboxItem
+    ) -> dict[str, DeliveryEffects]:
+        """What the first copy of an alert to get through causes - once, however many copies
+        (a re-send, the fallback route) follow."""
+        now = self.clock()
+        effects = {}
+        if item.target.get("route") != "fallback":
+            # Words too long for one card follow in the alert's thread, in order, never cut.
+            parts = range(1, len(word_parts(stored.concern.words or "")))
+            effects["words"] = DeliveryEffects(
+                stored.id,
+                messages=[
+                    OutboxMessage("words_part", {}, {"concern_id": stored.id, "part": part})
+                    for part in parts
+                ],
             )
-        # Nobody may have seen it yet: the escalation chain starts now (acknowledging stops it).
-        await self.store.schedule(escalation_step(self.school, stored.concern, self.clock(), 1))
         to = recipient(self.school, stored.concern.routing.route)
-        at = _hhmm(self.clock(), self.school)
-        await self.store.audit(None, "alert_delivered", stored.id, {"route": item.target["route"]})
-        await self.notify_reporter(
-            stored.concern,
-            f"Delivered at {at}: your report is with {to}. I will tell you when someone picks "
-            "it up.",
+        at = _hhmm(now, self.school)
+        effects["delivered"] = DeliveryEffects(
+            stored.id,
+            # Nobody may have seen it yet: the escalation chain starts now (acknowledging
+            # stops it).
+            timers=[escalation_step(self.school, stored.concern, now, 1)],
+            audit=[(None, "alert_delivered", {"route": item.target["route"]})],
+            messages=[
+                self.direct(
+                    stored.concern.reporter.aad_object_id,
+                    f"Delivered at {at}: your report is with {to}. I will tell you when "
+                    "someone picks it up.",
+                )
+            ],
         )
+        return effects
 
     async def _tell_reporter_not_delivered(self, item: OutboxItem, *, final: bool) -> None:
         if item.kind != "post_alert":
@@ -596,8 +715,15 @@ class AlertService:
                 return person.name
         return "unknown"
 
-    async def render(self, stored: StoredConcern) -> dict[str, Any]:
-        """The card as it stands now: status, history of actions, notes."""
+    async def render(self, stored: StoredConcern, *, resend: bool = False) -> dict[str, Any]:
+        """The card as it stands now: status, history of actions, notes. `resend`: this copy
+        was sent again after an attempt whose outcome is unknown - it says so."""
+        card = await self._render(stored)
+        if resend:
+            card["body"].insert(0, dict(RESEND_NOTICE))
+        return card
+
+    async def _render(self, stored: StoredConcern) -> dict[str, Any]:
         entries = await self.store.audit_entries(stored.id)
         history = [
             {"state": e.action, "by": self._name(e.actor_aad_id), "at": e.at.isoformat()}
@@ -630,6 +756,19 @@ class AlertService:
             escalations=escalations,
             now=self.clock(),
         )
+
+
+def _late_answer(item: OutboxItem) -> Callable[[asyncio.Future], None]:
+    """For an alert post that outlived its time-out: its copy was recorded by the send
+    itself; only say what happened."""
+
+    def done(send: asyncio.Future) -> None:
+        if send.cancelled() or send.exception() is not None:
+            logger.info("outbox %s late post_alert ended without a copy", item.id)
+        else:
+            logger.warning("outbox %s late post_alert answered: copy recorded", item.id)
+
+    return done
 
 
 def _hhmm(at: datetime, school: Any) -> str:

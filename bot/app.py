@@ -136,9 +136,13 @@ def create_app(
         return web.json_response({"status": "ok"})
 
     async def readyz(_: web.Request) -> web.Response:
-        if await store.ready():
-            return web.json_response({"status": "ready"})
-        return web.json_response({"status": "not ready"}, status=503)
+        if not await store.ready():
+            return web.json_response({"status": "not ready"}, status=503)
+        # Still serving (200), but an operator must act: Teams refuses to post an alert.
+        refused = await store.refused_alerts()
+        if refused:
+            return web.json_response({"status": "degraded", "alerts_refused_by_teams": refused})
+        return web.json_response({"status": "ready"})
 
     async def metrics_page(_: web.Request) -> web.Response:
         return web.Response(

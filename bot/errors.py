@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
@@ -16,8 +17,10 @@ __all__ = [
     "ConflictError",
     "DeliveryError",
     "DeliveryRefused",
+    "Failure",
     "SafeguardingBotError",
     "StoreError",
+    "classify",
     "map_exceptions",
 ]
 
@@ -122,3 +125,42 @@ def map_exceptions(operation: str = "") -> Iterator[None]:
         raise DeliveryError(f"{where}network error ({type(exc).__name__})") from exc
     except TimeoutError as exc:  # asyncio.TimeoutError is TimeoutError since 3.11
         raise DeliveryError(f"{where}timed out") from exc
+
+
+@dataclass(frozen=True)
+class Failure:
+    """What one failed send means, decided in ONE place for every kind of failure.
+
+    refused: a permanent-looking refusal (a 4xx other than 408/429: an expired secret, the
+        bot removed from the team). Still retried with backoff - never abandoned - but an
+        alert switches to its fallback route at once and the operator is alarmed.
+    outcome_unknown: the request may have been carried out (time-out, reset, 5xx, an
+        unreadable answer): a re-sent alert says on its card that a copy may exist.
+    """
+
+    code: str  # for logs and the outbox row: "http_502", "timeout", "network", ...
+    status: int | None = None
+    retry_after: float | None = None
+    refused: bool = False
+    outcome_unknown: bool = False
+
+
+def classify(exc: BaseException) -> Failure:
+    """Every connector failure - any status, any body, any network error - as a Failure."""
+    if isinstance(exc, DeliveryRefused):
+        return Failure(f"refused_{exc.status}", exc.status, refused=exc.status is not None)
+    if isinstance(exc, DeliveryError):
+        status = exc.status
+        unknown = status is None or status >= 500 or status == 408
+        code = f"http_{status}" if status else "network"
+        return Failure(code, status, exc.retry_after, outcome_unknown=unknown)
+    if isinstance(exc, TimeoutError):
+        return Failure("timeout", outcome_unknown=True)
+    try:
+        with map_exceptions():
+            raise exc
+    except (DeliveryError, DeliveryRefused) as mapped:
+        return classify(mapped)
+    except Exception:  # anything else: an answer we could not read
+        # e.g. msrest's DeserializationError for a proxy's HTML error page: no status known.
+        return Failure(f"unreadable_{type(exc).__name__}", outcome_unknown=True)

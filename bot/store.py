@@ -260,6 +260,28 @@ class AlertPost:
 
 
 @dataclass(frozen=True)
+class AlertPostRecord:
+    """A copy of an alert just posted: `thread` when thread replies should go to it."""
+
+    concern_id: str
+    activity_id: str
+    reference: Mapping[str, Any]
+    resend: bool = False
+    source: str = "sent"
+    thread: bool = False
+
+
+@dataclass(frozen=True)
+class DeliveryEffects:
+    """What a first delivery causes, once per concern (see record_delivery)."""
+
+    concern_id: str
+    messages: Sequence[OutboxMessage] = ()
+    timers: Sequence[TimerSpec] = ()
+    audit: Sequence[tuple[str | None, str, Mapping[str, Any]]] = ()
+
+
+@dataclass(frozen=True)
 class TimerSpec:
     """A timer to set: `key` makes it replace a live timer with the same key (reschedule)."""
 
@@ -1076,15 +1098,99 @@ class SqliteStore(Storage):
         )
 
     async def mark_retry(
-        self, outbox_id: str, next_at: datetime, error: str, at: datetime | None = None
+        self,
+        outbox_id: str,
+        next_at: datetime,
+        error: str,
+        at: datetime | None = None,
+        *,
+        unknown_outcome: bool = False,
     ) -> None:
-        """Back to pending until `next_at`. `error` is a status code or id, never content."""
+        """Back to pending until `next_at`. `error` is a status code or id, never content.
+        `unknown_outcome`: this attempt may have been carried out (the re-send says so)."""
         await self._update_outbox(
             "status = 'pending', next_attempt_at = ?, last_error = ?, claimed_at = NULL,"
-            " updated_at = ?",
-            (_iso(next_at), error[:200], self._now(at)),
+            " updated_at = ?, unknown_outcome = unknown_outcome OR ?",
+            (_iso(next_at), error[:200], self._now(at), unknown_outcome),
             outbox_id,
         )
+
+    async def enqueue_once(
+        self, concern_id: str, milestone: str, messages: Sequence[OutboxMessage]
+    ) -> bool:
+        """Queue `messages` only the first time `milestone` is reached for this concern
+        (e.g. the fallback route), in one transaction; True when they were queued."""
+        now = self._now()
+        rows = [_outbox_row(concern_id, message, now) for message in messages]
+
+        def work(conn: sqlite3.Connection) -> bool:
+            if not _first_milestone(conn, concern_id, milestone, now):
+                return False
+            for row in rows:
+                _insert_outbox(conn, row)
+            return True
+
+        return await self._write(work)
+
+    async def record_delivery(
+        self,
+        outbox_id: str,
+        activity_id: str | None,
+        *,
+        post: AlertPostRecord | None = None,
+        once: Mapping[str, DeliveryEffects] | None = None,
+        at: datetime | None = None,
+    ) -> bool:
+        """Close a delivered row and commit what follows from it in ONE transaction: the copy
+        of the alert it made (`post`), and effects that must happen once per concern however
+        many copies there are (`once`: milestone -> messages, timers, audit). A row already
+        delivered (a slow answer arriving after a re-send) still records its copy."""
+        now = self._now(at)
+
+        def work(conn: sqlite3.Connection) -> bool:
+            cur = conn.execute(
+                "UPDATE outbox SET status = 'delivered', delivered_activity_id = ?,"
+                " last_error = NULL, claimed_at = NULL, updated_at = ?"
+                " WHERE id = ? AND status != 'delivered'",
+                (activity_id, now, outbox_id),
+            )
+            if post is not None:
+                conn.execute(
+                    "INSERT OR IGNORE INTO alert_posts (concern_id, activity_id, reference,"
+                    " resend, source, at) VALUES (?, ?, ?, ?, ?, ?)",
+                    (
+                        post.concern_id,
+                        post.activity_id,
+                        _dumps(dict(post.reference)),
+                        int(post.resend),
+                        post.source,
+                        now,
+                    ),
+                )
+                if post.thread:  # where thread replies go (the latest channel copy)
+                    conn.execute(
+                        "INSERT INTO conversation_refs (kind, key, reference, updated_at)"
+                        " VALUES ('alert', ?, ?, ?) ON CONFLICT (kind, key) DO UPDATE SET"
+                        " reference = excluded.reference, updated_at = excluded.updated_at",
+                        (post.concern_id, _dumps(dict(post.reference)), now),
+                    )
+            for milestone, effects in (once or {}).items():
+                concern_id = effects.concern_id
+                if not _first_milestone(conn, concern_id, milestone, now):
+                    continue
+                for message in effects.messages:
+                    _insert_outbox(conn, _outbox_row(concern_id, message, now))
+                for timer in effects.timers:
+                    _insert_timer(conn, timer, now)
+                for actor, action, detail in effects.audit:
+                    conn.execute(
+                        "INSERT INTO audit (at, actor_aad_id, action, concern_id, detail)"
+                        " VALUES (?, ?, ?, ?, ?)",
+                        (now, actor, action, concern_id, _dumps(dict(detail))),
+                    )
+            return cur.rowcount == 1
+
+        return await self._write(work)
 
     async def mark_failed(self, outbox_id: str, error: str, at: datetime | None = None) -> None:
         await self._update_outbox(

@@ -3,6 +3,10 @@
 async with FakeConnector() as connector:
     activity = {..., "serviceUrl": connector.url}
     connector.fail_next(r"/v3/conversations$", statuses=[429, 500], retry_after=1)
+    connector.fail_next(r"/v3/conversations$", statuses=[502], body="html")  # a proxy's page
+    connector.fail_next(r"/v3/conversations$", statuses=[RESET])  # the connection is reset
+    connector.fail_always(r"/v3/conversations$", 403, when=lambda json: ...)  # every time
+    connector.hold_answer(r"/v3/conversations$")  # carry it out, keep the answer back
     ...
     assert connector.sent_activities()[0]["text"] == "..."
 """
@@ -29,12 +33,25 @@ class RecordedRequest:
     status: int
 
 
+RESET = 0  # a "status" that resets the connection instead of answering
+
+
 @dataclass
 class _ScriptedFailure:
     pattern: re.Pattern[str]
     method: str | None
     statuses: list[int]
     retry_after: float | None
+    body: str = "json"  # or "html": a proxy's error page
+    always: bool = False
+    when: Any = None  # a predicate on the request's JSON; None matches every request
+
+
+@dataclass
+class _Hold:
+    pattern: re.Pattern[str]
+    arrived: asyncio.Event = field(default_factory=asyncio.Event)
+    release: asyncio.Event = field(default_factory=asyncio.Event)
 
 
 @dataclass
@@ -60,6 +77,7 @@ class FakeConnector:
         self._failures: list[_ScriptedFailure] = []
         self._holds: list[tuple[re.Pattern[str], asyncio.Event]] = []
         self.held: list[str] = []  # paths of requests that arrived while held
+        self._answer_holds: list[_Hold] = []
         self._ids = itertools.count(1_700_000_000_001)
         self._server: TestServer | None = None
         self.app = self._build_app()
@@ -100,10 +118,12 @@ class FakeConnector:
         *,
         retry_after: float | None = None,
         method: str | None = None,
+        body: str = "json",
     ) -> None:
-        """The next requests whose path matches answer with these statuses, one each, in order."""
+        """The next requests whose path matches answer with these statuses, one each, in order
+        (`RESET` resets the connection; body="html" answers with an HTML error page)."""
         self._failures.append(
-            _ScriptedFailure(re.compile(path_regex), method, list(statuses), retry_after)
+            _ScriptedFailure(re.compile(path_regex), method, list(statuses), retry_after, body)
         )
 
     def hold(self, path_regex: str) -> asyncio.Event:
@@ -112,6 +132,26 @@ class FakeConnector:
         release = asyncio.Event()
         self._holds.append((re.compile(path_regex), release))
         return release
+
+    def fail_always(
+        self, path_regex: str, status: int, *, when: Any = None, method: str | None = None
+    ) -> _ScriptedFailure:
+        """Every matching request (for which `when(json)` is true) fails until `stop_failing`."""
+        failure = _ScriptedFailure(
+            re.compile(path_regex), method, [status], None, always=True, when=when
+        )
+        self._failures.append(failure)
+        return failure
+
+    def stop_failing(self, failure: _ScriptedFailure) -> None:
+        self._failures.remove(failure)
+
+    def hold_answer(self, path_regex: str) -> _Hold:
+        """The next matching request is carried out (the thread is created), but its answer
+        is kept back until `release` is set: for killing the bot in between."""
+        held = _Hold(re.compile(path_regex))
+        self._answer_holds.append(held)
+        return held
 
     def requests_to(self, path_regex: str, method: str | None = None) -> list[RecordedRequest]:
         pattern = re.compile(path_regex)
@@ -166,20 +206,40 @@ class FakeConnector:
             if pattern.search(request.path) and not release.is_set():
                 self.held.append(request.path)
                 await release.wait()
-        failure = self._take_failure(request)
+        failure = self._take_failure(request, body)
+        held = next((h for h in self._answer_holds if h.pattern.search(request.path)), None)
         if failure is not None:
-            status, retry_after = failure
+            status, retry_after, kind = failure
             headers = {"Retry-After": _seconds(retry_after)} if retry_after is not None else {}
-            response: web.StreamResponse = web.json_response(
-                {"error": {"code": f"Http{status}", "message": "scripted failure"}},
-                status=status,
-                headers=headers,
-            )
+            if status == RESET:
+                self.requests.append(
+                    RecordedRequest(request.method, request.path, body, dict(request.headers), 0)
+                )
+                assert request.transport is not None
+                request.transport.abort()  # no answer at all: the connection is reset
+                raise ConnectionResetError("scripted reset")
+            if kind == "html":
+                response: web.StreamResponse = web.Response(
+                    status=status,
+                    text=f"<html><body><h1>{status} Bad Gateway</h1>nginx</body></html>",
+                    content_type="text/html",
+                    headers=headers,
+                )
+            else:
+                response = web.json_response(
+                    {"error": {"code": f"Http{status}", "message": "scripted failure"}},
+                    status=status,
+                    headers=headers,
+                )
         else:
             try:
                 response = await handler(request)
             except web.HTTPException as exc:
                 response = exc
+            if held is not None:
+                self._answer_holds.remove(held)
+                held.arrived.set()
+                await held.release.wait()
         self.requests.append(
             RecordedRequest(
                 request.method, request.path, body, dict(request.headers), response.status
@@ -187,15 +247,21 @@ class FakeConnector:
         )
         return response
 
-    def _take_failure(self, request: web.Request) -> tuple[int, float | None] | None:
+    def _take_failure(
+        self, request: web.Request, body: Any
+    ) -> tuple[int, float | None, str] | None:
         for failure in self._failures:
             if failure.method and failure.method != request.method:
                 continue
+            if failure.when is not None and not failure.when(body):
+                continue
             if failure.pattern.search(request.path):
+                if failure.always:
+                    return failure.statuses[0], failure.retry_after, failure.body
                 status = failure.statuses.pop(0)
                 if not failure.statuses:
                     self._failures.remove(failure)
-                return status, failure.retry_after
+                return status, failure.retry_after, failure.body
         return None
 
     def _new_id(self) -> str:

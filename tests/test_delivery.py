@@ -4,9 +4,13 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 
-from tests.e2e import REPORTER, RunningBot
-from tests.test_e2e import WALKS
+import pytest
+
+from tests.e2e import CARD, DEPUTY, DSL, HEAD, REPORTER, RunningBot
+from tests.fakeconnector import RESET
+from tests.test_e2e import CHILD, WALKS
 
 APOLOGY = "something went wrong on my side"
 
@@ -31,3 +35,85 @@ async def test_two_sends_at_the_same_instant_make_one_alert_and_one_delivered(bo
     assert told.count("Delivered at") == 1
     assert told.count("Sending your report") == 1
     assert APOLOGY not in told
+
+
+def channel_attempts(bot: RunningBot) -> list[int]:
+    """Statuses of every attempt to start the alert's thread in the DSL channel (0: reset)."""
+    return [
+        r.status
+        for r in bot.connector.requests_to(r"^/v3/conversations$", "POST")
+        if isinstance(r.json, dict) and (r.json.get("channelData") or {}).get("channel")
+    ]
+
+
+def is_channel_post(json: object) -> bool:
+    return isinstance(json, dict) and bool((json.get("channelData") or {}).get("channel"))
+
+
+async def send_report(bot: RunningBot) -> None:
+    await walk_to_summary(bot)
+    await bot.say("send")
+    await bot.settle()
+
+
+@pytest.mark.parametrize("failure", ["html502", "reset"])
+async def test_a_proxy_error_page_or_a_reset_is_retried_and_the_reporter_told_the_truth(
+    bot: RunningBot, failure: str
+):
+    if failure == "html502":
+        bot.connector.fail_next(r"^/v3/conversations$", [502], body="html", method="POST")
+    else:
+        bot.connector.fail_next(r"^/v3/conversations$", [RESET], method="POST")
+    await send_report(bot)
+    told = bot.texts_to(REPORTER)
+    assert "not delivered yet" in told and "Delivered at" not in told
+    bot.clock.advance(seconds=5)  # the first backoff
+    await bot.settle()
+    assert channel_attempts(bot) == [502 if failure == "html502" else 0, 201]
+    told = bot.texts_to(REPORTER)
+    assert told.index("not delivered yet") < told.index("Delivered at")
+    assert told.count("Delivered at") == 1
+    outbox = await bot.server.store.outbox_for_concern(
+        (await bot.server.store.list_concerns_by_reporter(REPORTER.aad))[0].id
+    )
+    assert {o.status for o in outbox} == {"delivered"}
+
+
+async def test_a_refused_channel_post_falls_back_to_the_dsl_team_one_to_one_and_alarms(
+    bot: RunningBot, caplog: pytest.LogCaptureFixture
+):
+    refusing = bot.connector.fail_always(r"^/v3/conversations$", 403, when=is_channel_post)
+    caplog.set_level(logging.INFO)
+    await send_report(bot)  # no time passes: "within seconds"
+
+    # The DSL and the deputies have the alert card 1:1 at once; the head after them.
+    for person in (DSL, DEPUTY, HEAD):
+        cards = [a for a in bot.direct_messages(person) if a.get("attachments")]
+        assert len(cards) == 1, person.name
+        assert cards[0]["attachments"][0]["contentType"] == CARD
+    # The operator alarm: one log line with ids only, a count, and /readyz degraded.
+    alarms = [r for r in caplog.records if "ALARM" in r.getMessage()]
+    assert len(alarms) == 1
+    assert CHILD not in alarms[0].getMessage()
+    assert await bot.server.store.refused_alerts() == 1
+    async with bot._session.get(bot.url.replace("/api/messages", "/readyz")) as response:
+        assert response.status == 200
+        assert (await response.json())["status"] == "degraded"
+    told = bot.texts_to(REPORTER)
+    assert told.index("not delivered yet") < told.index("Delivered at")
+
+    # The channel post is never abandoned: it keeps being retried with backoff.
+    for _ in range(4):
+        bot.clock.advance(seconds=301)
+        await bot.settle()
+    assert channel_attempts(bot)[:5] == [403] * 5
+    bot.connector.stop_failing(refusing)
+    bot.clock.advance(seconds=301)
+    await bot.settle()
+    assert channel_attempts(bot)[-1] == 201
+    assert len(bot.channel_posts()) == 1
+    assert await bot.server.store.refused_alerts() == 0
+    async with bot._session.get(bot.url.replace("/api/messages", "/readyz")) as response:
+        assert (await response.json())["status"] == "ready"
+    assert bot.texts_to(REPORTER).count("Delivered at") == 1
+    assert len([r for r in caplog.records if "ALARM" in r.getMessage()]) == 1
