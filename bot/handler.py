@@ -15,6 +15,7 @@ from botbuilder.schema import Activity, ActivityTypes, Attachment, ChannelAccoun
 
 from bot.alerts import CARD, AlertService
 from bot.cards import answered_card, is_live, message_card, reply_card
+from bot.errors import ConflictError
 from bot.reports import ReportsView, report_command
 from bot.store import CARDS_LANE, DuplicateActivity, SqliteStore
 from bot.timekeeper import Timekeeper
@@ -187,7 +188,9 @@ class SafeguardingBot(TeamsActivityHandler):
         # A concurrent duplicate (the same "Send" pressed twice at once) fails that commit
         # and changes and says nothing (on_turn); the other turn keeps the session.
         for event in result.events:
-            await self.alerts.on_event(event, turn_context.activity.service_url)
+            if not await self.alerts.on_event(event, turn_context.activity.service_url):
+                # The store decided: another turn already raised/sent this report.
+                raise DuplicateActivity("report already raised by a concurrent turn")
         key = turn_context.turn_state.get(_KEY)
         if result.state != before:
             await self._save_state(turn_context, "session", result.state)
@@ -230,8 +233,13 @@ class SafeguardingBot(TeamsActivityHandler):
             # Which card is live is only known once it is sent, so it is written after the
             # turn's transaction, on the cards lane: no fsync, as losing it (power cut) only
             # leaves an old card pressable - nothing anyone was told was sent.
-            with self.store.in_lane(CARDS_LANE):
-                await self._save_state(turn_context, "open_card", still_open)
+            try:
+                with self.store.in_lane(CARDS_LANE):
+                    await self._save_state(turn_context, "open_card", still_open)
+            except ConflictError:
+                # Another turn of this person's (e.g. a second "Send" a moment later) wrote
+                # first: the answers are saved and sent; only which card is live is stale.
+                logger.info("open card not recorded: state changed (activity_id=%s)", activity.id)
 
     async def _replace(self, turn_context: TurnContext, activity_id: str, card: dict) -> bool:
         updated = Activity(

@@ -60,7 +60,12 @@ def build_server(
     tenants = set(settings.allowed_tenant_ids) | {school.tenant_id}
     metrics = Metrics()
     watch_store(metrics, store, clock)
-    # Hook: the DSL-channel alarm (issue 10 s3) adds its gauge here with metrics.gauge(...).
+    # The operator alarm: alerts Teams refused (4xx) and not yet posted to the DSL channel.
+    metrics.gauge(
+        "safeguarding_alerts_refused_by_teams",
+        "Alerts Teams refused to post to the DSL channel (sent 1:1 instead), not yet posted.",
+        store.refused_alerts,
+    )
     app = create_app(settings, bot, store, adapter, allowed_tenant_ids=tenants, metrics=metrics)
 
     async def outbox_worker(_: web.Application):

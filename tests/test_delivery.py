@@ -99,6 +99,8 @@ async def test_a_refused_channel_post_falls_back_to_the_dsl_team_one_to_one_and_
     async with bot._session.get(bot.url.replace("/api/messages", "/readyz")) as response:
         assert response.status == 200
         assert (await response.json())["status"] == "degraded"
+    async with bot._session.get(bot.url.replace("/api/messages", "/metrics")) as response:
+        assert "safeguarding_alerts_refused_by_teams 1" in await response.text()
     told = bot.texts_to(REPORTER)
     assert told.index("not delivered yet") < told.index("Delivered at")
 
