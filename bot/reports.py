@@ -158,25 +158,23 @@ class ReportsView:
             logger.warning("open concerns refused")
             return MessageFactory.text(REFUSED)
         now = self.clock()
-        found = [
-            s
-            for s in await self.store.list_open_concerns(self.school.id)
-            if s.concern.routing.route in routes and s.status != "closed"
-        ]
-        # Nobody has picked it up, then a promise is overdue, then the rest; oldest first.
-        found.sort(key=lambda s: (s.acknowledged_by is not None, not _overdue(s, now)))
-        await self.store.audit(aad, "open_concerns_viewed", None, {"count": len(found)})
-        logger.info("open concerns shown count=%d", len(found))
+        # Nobody has picked it up, then a promise is overdue, then the rest; oldest first -
+        # counted, ordered and limited by the store, so the cost does not grow with the list.
+        total, found = await self.store.open_concerns_page(
+            self.school.id, routes, now=now, limit=MAX_SHOWN
+        )
+        await self.store.audit(aad, "open_concerns_viewed", None, {"count": total})
+        logger.info("open concerns shown count=%d", total)
         if not found:
             return MessageFactory.text("There are no open concerns.")
-        body: list[dict[str, Any]] = [heading(f"Open concerns ({len(found)})", size="Medium")]
-        lines = [f"Open concerns ({len(found)}):"]
-        for number, stored in enumerate(found[:MAX_SHOWN], start=1):
+        body: list[dict[str, Any]] = [heading(f"Open concerns ({total})", size="Medium")]
+        lines = [f"Open concerns ({total}):"]
+        for number, stored in enumerate(found, start=1):
             items, line = self._open_item(number, stored, now)
             body.append({"type": "Container", "separator": True, "items": items})
             lines.append(line)
-        if len(found) > MAX_SHOWN:
-            body.append(_line(f"And {len(found) - MAX_SHOWN} more, not shown.", subtle=True))
+        if total > MAX_SHOWN:
+            body.append(_line(f"And {total - MAX_SHOWN} more, not shown.", subtle=True))
         refresh = submit("Refresh", {"action": "command", "command": OPEN_CONCERNS})
         return _card_activity(card(body, [refresh]), "\n".join(lines), "Open concerns")
 

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from aiohttp import web
@@ -80,6 +81,9 @@ def build_server(
             asyncio.create_task(
                 timekeeper.run(stop, poll_seconds), context=store.lane_context("timers")
             ),
+            asyncio.create_task(
+                maintain(store, settings, stop, clock), context=store.lane_context("maintenance")
+            ),
         ]
         yield
         stop.set()
@@ -90,6 +94,30 @@ def build_server(
 
     app.cleanup_ctx.append(outbox_worker)
     return Server(app, store, alerts, bot, timekeeper, metrics)
+
+
+PRUNE_EVERY_SECONDS = 3600
+
+
+async def maintain(
+    store: SqliteStore,
+    settings: Settings,
+    stop: asyncio.Event,
+    clock: Callable[[], datetime],
+    every_seconds: float = PRUNE_EVERY_SECONDS,
+) -> None:
+    """Hourly (and at start-up): prune what only grows, and apply the retention setting."""
+    days = settings.closed_concern_retention_days
+    while not stop.is_set():
+        try:
+            done = await store.prune(
+                clock(), closed_concerns_for=timedelta(days=days) if days else None
+            )
+            logger.info("store pruned %s", " ".join(f"{k}={v}" for k, v in done.items()))
+        except Exception as exc:  # the next pass tries again; nothing is lost by waiting
+            logger.error("store prune failed: %s", type(exc).__name__)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), every_seconds)
 
 
 def serve(settings: Settings, school: Any, clock_file: str | None = None) -> None:

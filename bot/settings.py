@@ -73,6 +73,9 @@ class Settings:
     school_id: str | None = None
     # Tenants whose activities we accept. Defaults to the bot's own tenant.
     allowed_tenant_ids: frozenset[str] = frozenset()
+    # Days a CLOSED concern is kept before it is deleted (audited). None: kept for ever -
+    # the school's records-retention policy decides (CLOSED_CONCERN_RETENTION_DAYS).
+    closed_concern_retention_days: int | None = None
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -113,7 +116,20 @@ class Settings:
                 f"network. Set APP_ID/APP_PASSWORD, use HOST=127.0.0.1, or - only on a "
                 f"network you trust, for a demo - set {UNSAFE_BIND_FLAG}=1."
             )
+        retention_text = get("CLOSED_CONCERN_RETENTION_DAYS")
+        retention = None
+        if retention_text:
+            try:
+                retention = int(retention_text)
+            except ValueError:
+                retention = 0
+            if retention < 1:
+                raise ConfigError(
+                    "Config 'CLOSED_CONCERN_RETENTION_DAYS' must be a whole number of days (1 or "
+                    "more), or unset to keep closed concerns for ever."
+                )
         return cls(
+            closed_concern_retention_days=retention,
             app_id=app_id,
             app_password=Secret(password),
             app_tenant_id=tenant_id,

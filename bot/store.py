@@ -174,7 +174,20 @@ MIGRATIONS += (
     CREATE INDEX outbox_claim ON outbox (status, priority, next_attempt_at);
     """,
 )
+MIGRATIONS += (
+    # 4: bounded growth and lists answered in SQL (issue 8).
+    # - concerns.first_due_at: the earliest deadline (UTC), so "open concerns" is ordered and
+    #   limited by the database - unacknowledged, then overdue, then oldest - not in Python.
+    # - indexes for that list, for "my reports", and for pruning finished timers.
+    """
+    ALTER TABLE concerns ADD COLUMN first_due_at TEXT;
+    CREATE INDEX concerns_open_list ON concerns (school_id, status, routing, created_at);
+    CREATE INDEX concerns_by_reporter_status ON concerns (reporter_aad_id, status, created_at);
+    CREATE INDEX timers_finished ON timers (status, updated_at);
+    """,
+)
 SCHEMA_VERSION = len(MIGRATIONS)
+FIRST_DUE_MIGRATION = 4
 
 # Outbox order: alerts first, then messages to people, then card refreshes.
 PRIORITY = {"post_alert": 0, "update_card": 2}
@@ -322,6 +335,17 @@ _LOW_PRIORITY = frozenset({TURNS, CARDS_LANE})
 _LANE: contextvars.ContextVar[str] = contextvars.ContextVar("store_lane", default=TURNS)
 _UNIT: contextvars.ContextVar[TurnUnit | None] = contextvars.ContextVar("store_unit", default=None)
 REFS_REMEMBERED = 10_000
+SEEN_KEPT = timedelta(days=2)
+FINISHED_TIMERS_KEPT = timedelta(days=30)
+# Everything stored about one concern except its audit entries (kept for ever: ids only).
+_CONCERN_ROWS = (
+    "DELETE FROM outbox WHERE concern_id = ?",
+    "DELETE FROM timers WHERE concern_id = ?",
+    "DELETE FROM conversation_refs WHERE kind = 'alert' AND key = ?",
+    "DELETE FROM alert_posts WHERE concern_id = ?",
+    "DELETE FROM concern_milestones WHERE concern_id = ?",
+    "DELETE FROM concerns WHERE id = ?",
+)
 
 
 class DuplicateActivity(StoreError):
@@ -510,6 +534,8 @@ class SqliteStore(Storage):
             for number in range(version + 1, SCHEMA_VERSION + 1):
                 for statement in _statements(MIGRATIONS[number - 1]):
                     conn.execute(statement)
+                if number == FIRST_DUE_MIGRATION:
+                    _backfill_first_due(conn)
                 conn.execute(f"PRAGMA user_version = {number}")
                 logger.info("store migrated to schema version %d", number)
             conn.execute("COMMIT")
@@ -930,7 +956,8 @@ class SqliteStore(Storage):
     ) -> list[StoredConcern]:
         def work(conn: sqlite3.Connection) -> list[StoredConcern]:
             rows = conn.execute(
-                "SELECT * FROM concerns WHERE reporter_aad_id = ? ORDER BY created_at DESC LIMIT ?",
+                "SELECT * FROM concerns WHERE reporter_aad_id = ? AND status != 'draft'"
+                " ORDER BY created_at DESC LIMIT ?",
                 (reporter_aad_id, limit),
             ).fetchall()
             return [_stored_concern(r) for r in rows]
@@ -947,6 +974,30 @@ class SqliteStore(Storage):
                 (school_id,),
             ).fetchall()
             return [_stored_concern(r) for r in rows]
+
+        return await self._run(work)
+
+    async def open_concerns_page(
+        self, school_id: str, routes: Iterable[str], *, now: datetime, limit: int
+    ) -> tuple[int, list[StoredConcern]]:
+        """How many concerns are open on these routes, and the first `limit` of them:
+        nobody has picked it up, then a deadline has passed, then the rest; oldest first.
+        Counted, ordered and limited by the database (index concerns_open_list)."""
+        routes = sorted(set(routes))
+        if not routes:
+            return 0, []
+        marks = ",".join("?" * len(routes))
+        where = f"school_id = ? AND status IN ('raised', 'acknowledged') AND routing IN ({marks})"
+        params = [school_id, *routes]
+
+        def work(conn: sqlite3.Connection) -> tuple[int, list[StoredConcern]]:
+            total = conn.execute(f"SELECT COUNT(*) FROM concerns WHERE {where}", params).fetchone()
+            rows = conn.execute(
+                f"SELECT * FROM concerns WHERE {where} ORDER BY acknowledged_by IS NOT NULL,"
+                " NOT (first_due_at IS NOT NULL AND first_due_at < ?), created_at LIMIT ?",
+                [*params, _iso(now), limit],
+            ).fetchall()
+            return total[0], [_stored_concern(r) for r in rows]
 
         return await self._run(work)
 
@@ -1297,6 +1348,64 @@ class SqliteStore(Storage):
             )
         )
 
+    # -- bounded growth --------------------------------------------------------------------
+
+    async def prune(
+        self,
+        now: datetime | None = None,
+        *,
+        seen_for: timedelta = SEEN_KEPT,
+        finished_timers_for: timedelta = FINISHED_TIMERS_KEPT,
+        closed_concerns_for: timedelta | None = None,
+    ) -> dict[str, int]:
+        """Remove what only grows: seen activity ids (Teams re-sends within minutes, not
+        days), finished or cancelled timers, and - only when the school sets a retention -
+        concerns closed longer than it, each deletion audited. Never touched: open concerns,
+        pending or firing timers, undelivered messages, the audit log."""
+        at = now or self._clock()
+        seen_cutoff, timers_cutoff = _iso(at - seen_for), _iso(at - finished_timers_for)
+        concerns_cutoff = _iso(at - closed_concerns_for) if closed_concerns_for else None
+        days = closed_concerns_for.days if closed_concerns_for else None
+        now_text = _iso(at)
+
+        def work(conn: sqlite3.Connection) -> dict[str, int]:
+            done = {
+                "activities": conn.execute(
+                    "DELETE FROM processed_activities WHERE at < ?", (seen_cutoff,)
+                ).rowcount,
+                "timers": conn.execute(
+                    "DELETE FROM timers WHERE status IN ('done', 'cancelled') AND updated_at < ?",
+                    (timers_cutoff,),
+                ).rowcount,
+                "concerns": 0,
+            }
+            if concerns_cutoff is None:
+                return done
+            # A closed concern with anything still to send or fire waits for the next pass.
+            ids = [
+                r[0]
+                for r in conn.execute(
+                    "SELECT id FROM concerns c WHERE status = 'closed' AND updated_at < ?"
+                    " AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.concern_id = c.id"
+                    "  AND o.status IN ('pending', 'sending'))"
+                    " AND NOT EXISTS (SELECT 1 FROM timers t WHERE t.concern_id = c.id"
+                    "  AND t.status IN ('pending', 'firing'))",
+                    (concerns_cutoff,),
+                ).fetchall()
+            ]
+            for concern_id in ids:
+                for sql in _CONCERN_ROWS:
+                    conn.execute(sql, (concern_id,))
+                conn.execute(
+                    "INSERT INTO audit (at, actor_aad_id, action, concern_id, detail)"
+                    " VALUES (?, NULL, 'concern_deleted', ?, ?)",
+                    (now_text, concern_id, _dumps({"retention_days": days})),
+                )
+            done["concerns"] = len(ids)
+            return done
+
+        return await self._write(work)
+
     # -- timers ----------------------------------------------------------------------------
 
     async def schedule(self, timer: TimerSpec) -> str | None:
@@ -1523,18 +1632,43 @@ def _concern_row(concern: Concern, status: str, now: str) -> dict[str, Any]:
         "priority": concern.priority,
         "routing": concern.routing.route,
         "payload": _dumps(concern.to_dict()),
+        "first_due_at": _first_due(concern.deadlines),
         "now": now,
     }
+
+
+def _first_due(deadlines: Iterable[Any]) -> str | None:
+    """The earliest deadline as fixed-width UTC text (None without one)."""
+    due = []
+    for deadline in deadlines:
+        at = deadline.get("due_at") if isinstance(deadline, Mapping) else deadline.due_at
+        try:
+            due.append(_iso(datetime.fromisoformat(at)))
+        except (TypeError, ValueError):
+            continue
+    return min(due) if due else None
+
+
+def _backfill_first_due(conn: sqlite3.Connection) -> None:
+    for row in conn.execute("SELECT id, payload FROM concerns").fetchall():
+        try:
+            deadlines = json.loads(row["payload"]).get("deadlines") or []
+        except (ValueError, AttributeError):
+            continue  # not readable here: only its place in the list is affected
+        conn.execute(
+            "UPDATE concerns SET first_due_at = ? WHERE id = ?", (_first_due(deadlines), row["id"])
+        )
 
 
 def _upsert_concern(conn: sqlite3.Connection, row: Mapping[str, Any]) -> None:
     conn.execute(
         "INSERT INTO concerns (id, school_id, type, reporter_aad_id, status, priority, routing,"
-        " payload, created_at, updated_at)"
+        " payload, first_due_at, created_at, updated_at)"
         " VALUES (:id, :school_id, :type, :reporter_aad_id, :status, :priority, :routing,"
-        " :payload, :now, :now)"
+        " :payload, :first_due_at, :now, :now)"
         " ON CONFLICT (id) DO UPDATE SET type = excluded.type, priority = excluded.priority,"
         " routing = excluded.routing, payload = excluded.payload,"
+        " first_due_at = excluded.first_due_at,"
         " updated_at = excluded.updated_at,"
         " status = CASE WHEN concerns.status IN ('acknowledged', 'closed')"
         " THEN concerns.status ELSE excluded.status END",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 from datetime import date, datetime, time, timedelta
 from typing import TYPE_CHECKING
@@ -76,4 +77,10 @@ def working_days_for(profile: SchoolProfile, *, include_closures: bool = True) -
     """The school's working days. include_closures=False gives the local authority's working
     days (the LADO works on INSET days), which is the shorter, safer deadline for LADO contact."""
     closures = profile.closure_days if include_closures else ()
-    return WorkingDays(closures, tz=profile.timezone)
+    return _working_days(frozenset(closures), profile.timezone)
+
+
+@functools.lru_cache(maxsize=64)
+def _working_days(closures: frozenset[date], tz: ZoneInfo) -> WorkingDays:
+    # The bank-holiday calendar is built once per school, not on every turn.
+    return WorkingDays(closures, tz=tz)

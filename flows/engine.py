@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -112,8 +113,14 @@ def template_context(
     }
 
 
+@functools.lru_cache(maxsize=4096)
+def _compiled(template: str) -> jinja2.Template:
+    # Prompt texts are a fixed set (the flow files): each is compiled once, not every turn.
+    return _ENV.from_string(template)
+
+
 def render(template: str, context: Mapping[str, Any]) -> str:
-    return _ENV.from_string(template).render(context).strip()
+    return _compiled(template).render(context).strip()
 
 
 class CompiledFlow:
