@@ -67,7 +67,8 @@ def _plain(text: str) -> dict[str, Any]:
 
 NAVIGATION = [
     submit("Back", {"action": "command", "command": "back"}, inputs=False),
-    submit("Cancel", {"action": "command", "command": "cancel"}, "destructive", inputs=False),
+    # Not red: a solid red Cancel outweighs the answer buttons of a frightened person.
+    submit("Cancel", {"action": "command", "command": "cancel"}, inputs=False),
 ]
 # Kinds that wait for the staff member: a card of one of these has live buttons.
 LIVE_KINDS = {"question", "summary", "menu", "confirm"}
@@ -144,7 +145,7 @@ def message_card(
 
 def answered_card(answered: list[tuple[str, str]]) -> dict[str, Any]:
     """What a question card becomes once answered: read-only, compact, no buttons."""
-    lines = answered or [("", "Continued below")]
+    lines = answered or [("", "Continued below.")]
     out = card([_answered_block(lines)])
     out["fallbackText"] = "\n".join(_answer_line(label, shown) for label, shown in lines)
     return out
@@ -154,7 +155,7 @@ def _answer_line(label: str, shown: str) -> str:
     first = shown.split("\n", 1)[0]
     if len(first) > ANSWER_SHOWN or first != shown:
         first = first[:ANSWER_SHOWN].rstrip() + "…"
-    return f"✓ {label}: {first}" if label else f"✓ {first}"
+    return f"✓ {label}: {first}" if label else first
 
 
 def _answered_block(answered: list[tuple[str, str]]) -> dict[str, Any]:

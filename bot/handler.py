@@ -298,6 +298,8 @@ class SafeguardingBot(TeamsActivityHandler):
     async def on_installation_update_add(self, turn_context: TurnContext) -> None:
         activity = turn_context.activity
         if activity.conversation and activity.conversation.conversation_type == "personal":
+            # A fresh install starts an empty chat: no earlier card is left to replace.
+            await self.open_cards.set(turn_context, {})
             await turn_context.send_activity(
                 "Hello. I help you follow the school's safeguarding procedures and get a "
                 "concern to the DSL fast. Tell me what happened, or type 'help'. "

@@ -223,7 +223,7 @@ class Session:
             return self._say("Nothing to cancel. Type 'report' to start a report.")
         self.state["resume_mode"] = mode
         self.state["mode"] = "confirm_cancel"
-        self._answered.append(("Cancel", "you asked to stop this report"))
+        self._answered.append(("", "You pressed Cancel."))
         raised = self.state.get("raised", False)
         self._replies.append(
             Reply(
@@ -252,7 +252,7 @@ class Session:
             self._save(run)
         self.state["mode"] = "flow"
         if moved:
-            self._answered.append(("Back", "changing the answer before"))
+            self._answered.append(("", "You went back to change an answer."))
         if not moved:
             self._say("This is the first question.")
         return self._reprompt(now)
