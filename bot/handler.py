@@ -299,7 +299,8 @@ class SafeguardingBot(TeamsActivityHandler):
         activity = turn_context.activity
         if activity.conversation and activity.conversation.conversation_type == "personal":
             # A fresh install starts an empty chat: no earlier card is left to replace.
-            await self.open_cards.set(turn_context, {})
+            if await self._state(turn_context, "open_card"):
+                await self._save_state(turn_context, "open_card", {})
             await turn_context.send_activity(
                 "Hello. I help you follow the school's safeguarding procedures and get a "
                 "concern to the DSL fast. Tell me what happened, or type 'help'. "
