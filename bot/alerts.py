@@ -608,7 +608,13 @@ class AlertService:
         return manager is not None and manager.aad_object_id == aad_object_id
 
     async def act(
-        self, concern_id: str, verb: str, actor_aad_id: str | None, note: str | None = None
+        self,
+        concern_id: str,
+        verb: str,
+        actor_aad_id: str | None,
+        note: str | None = None,
+        *,
+        seen_as: tuple[Mapping[str, Any], str] | None = None,
     ) -> ActResult:
         stored = await self.store.get_concern(concern_id)
         if stored is None or verb not in VERBS:
@@ -625,6 +631,16 @@ class AlertService:
                 f"Only {who} can act on this alert. Nothing was changed.",
                 stored,
             )
+        if seen_as is not None:
+            reference, activity_id = seen_as
+            if await self.store.record_alert_post(
+                concern_id, activity_id, reference, source="acted_on"
+            ):
+                logger.warning(
+                    "alert copy learned from an action concern=%s activity_id=%s",
+                    concern_id,
+                    activity_id,
+                )
         now = self.clock()
         name = self._name(actor_aad_id)
         state = VERBS[verb]

@@ -266,6 +266,7 @@ class SafeguardingBot(TeamsActivityHandler):
                     action.get("verb") or "",
                     turn_context.activity.from_property.aad_object_id,
                     (action.get("data") or {}).get("note"),
+                    seen_as=_card_seen_as(turn_context.activity),
                 )
             if not result.allowed or result.card is None:
                 # Shown only to the person who pressed; the card stays as it is for everyone.
@@ -280,6 +281,7 @@ class SafeguardingBot(TeamsActivityHandler):
             str(value["verb"]),
             turn_context.activity.from_property.aad_object_id,
             value.get("note"),
+            seen_as=_card_seen_as(turn_context.activity),
         )
         if not result.allowed:
             # Says only who may act; nothing about the concern.
@@ -342,6 +344,16 @@ def _group_activity(group: list[Reply]) -> Activity:
         type=ActivityTypes.message,
         attachments=[Attachment(content_type=CARD, content=card)],
     )
+
+
+def _card_seen_as(activity: Activity) -> tuple[dict[str, Any], str] | None:
+    """Which copy of an alert was pressed: a crash can leave a copy the store never heard
+    of; acting on it teaches the concern about it, so every later update reaches it too."""
+    if not activity.reply_to_id or not activity.conversation:
+        return None
+    reference = TurnContext.get_conversation_reference(activity).serialize()
+    reference["activityId"] = activity.reply_to_id
+    return reference, activity.reply_to_id
 
 
 def _invoke_card(card: dict) -> InvokeResponse:

@@ -34,6 +34,7 @@ class RecordedRequest:
 
 
 RESET = 0  # a "status" that resets the connection instead of answering
+NO_ANSWER = 999  # how a reset request is recorded (never counted as a success)
 
 
 @dataclass
@@ -213,7 +214,9 @@ class FakeConnector:
             headers = {"Retry-After": _seconds(retry_after)} if retry_after is not None else {}
             if status == RESET:
                 self.requests.append(
-                    RecordedRequest(request.method, request.path, body, dict(request.headers), 0)
+                    RecordedRequest(
+                        request.method, request.path, body, dict(request.headers), NO_ANSWER
+                    )
                 )
                 assert request.transport is not None
                 request.transport.abort()  # no answer at all: the connection is reset

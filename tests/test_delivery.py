@@ -8,8 +8,9 @@ import logging
 
 import pytest
 
+from tests.cardcheck import assert_valid_cards
 from tests.e2e import CARD, DEPUTY, DSL, HEAD, REPORTER, RunningBot
-from tests.fakeconnector import RESET
+from tests.fakeconnector import NO_ANSWER, RESET
 from tests.test_e2e import CHILD, WALKS
 
 APOLOGY = "something went wrong on my side"
@@ -38,7 +39,7 @@ async def test_two_sends_at_the_same_instant_make_one_alert_and_one_delivered(bo
 
 
 def channel_attempts(bot: RunningBot) -> list[int]:
-    """Statuses of every attempt to start the alert's thread in the DSL channel (0: reset)."""
+    """Statuses of every attempt to start the alert's thread in the DSL channel."""
     return [
         r.status
         for r in bot.connector.requests_to(r"^/v3/conversations$", "POST")
@@ -69,7 +70,7 @@ async def test_a_proxy_error_page_or_a_reset_is_retried_and_the_reporter_told_th
     assert "not delivered yet" in told and "Delivered at" not in told
     bot.clock.advance(seconds=5)  # the first backoff
     await bot.settle()
-    assert channel_attempts(bot) == [502 if failure == "html502" else 0, 201]
+    assert channel_attempts(bot) == [502 if failure == "html502" else NO_ANSWER, 201]
     told = bot.texts_to(REPORTER)
     assert told.index("not delivered yet") < told.index("Delivered at")
     assert told.count("Delivered at") == 1
@@ -77,6 +78,12 @@ async def test_a_proxy_error_page_or_a_reset_is_retried_and_the_reporter_told_th
         (await bot.server.store.list_concerns_by_reporter(REPORTER.aad))[0].id
     )
     assert {o.status for o in outbox} == {"delivered"}
+    # The first attempt may have reached Teams (a 5xx, a reset): the copy that got through
+    # says it may be a second one - and it is still a valid card.
+    [post] = bot.channel_posts()
+    card = post.json["activity"]["attachments"][0]["content"]
+    assert card["body"][0]["text"].startswith("Sent again")
+    assert_valid_cards([card])
 
 
 async def test_a_refused_channel_post_falls_back_to_the_dsl_team_one_to_one_and_alarms(
