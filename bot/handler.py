@@ -29,7 +29,17 @@ logger = logging.getLogger(__name__)
 
 _UNIT = "safeguarding.turn_unit"
 _KEY = "safeguarding.state_key"
-_ITEM = "safeguarding.state_item"
+_ITEM = "safeguarding.state_items"
+OPEN_CARD = "open_card"
+
+
+def _part_key(key: str | None, part: str) -> str | None:
+    """The session lives at the person's key; the open card in a row of its own beside it,
+    written after the replies, so a quick next message never conflicts with it."""
+    if not key:
+        return None
+    return key if part == "session" else f"{key}/{part}"
+
 
 IMAGE_WARNING = (
     "Please do not send images or files about a child here - I have not opened or kept it. "
@@ -71,7 +81,8 @@ class SafeguardingBot(TeamsActivityHandler):
         try:
             # One read (seen? the person's state) now; one transaction - the turn's effects
             # with the activity's seen-mark - before anyone is told anything (see _apply).
-            async with self.store.turn(activity.id, conversation_id, [key] if key else []) as unit:
+            keys = [key, _part_key(key, OPEN_CARD)] if key else []
+            async with self.store.turn(activity.id, conversation_id, keys) as unit:
                 if unit.duplicate:
                     # Teams re-delivers when slow: an answer must never be applied twice.
                     logger.info("duplicate activity ignored (activity_id=%s)", activity.id)
@@ -159,22 +170,24 @@ class SafeguardingBot(TeamsActivityHandler):
         return None
 
     async def _state(self, turn_context: TurnContext, part: str) -> dict[str, Any]:
-        """One part of the person's stored state (read once per turn, with the seen-check)."""
-        item = turn_context.turn_state.get(_ITEM)
-        if item is None:
-            key = turn_context.turn_state.get(_KEY)
-            item = (await self.store.read([key])).get(key, {}) if key else {}
-            turn_context.turn_state[_ITEM] = item
-        return item.get(part) or {}
+        """One part of the person's stored state (read with the turn's seen-check): the
+        session, or the open card (its own row: see _send_replies)."""
+        key = _part_key(turn_context.turn_state.get(_KEY), part)
+        items = turn_context.turn_state.setdefault(_ITEM, {})
+        if key and key not in items:
+            items[key] = (await self.store.read([key])).get(key, {})
+        return (items.get(key) or {}).get(part) or {}
 
     async def _save_state(self, turn_context: TurnContext, part: str, value: Any) -> None:
-        key = turn_context.turn_state.get(_KEY)
+        key = _part_key(turn_context.turn_state.get(_KEY), part)
         if not key:
             return
-        item = turn_context.turn_state.get(_ITEM) or {}
-        item = {**item, part: value}
+        items = turn_context.turn_state.setdefault(_ITEM, {})
+        item = {**(items.get(key) or {}), part: value}
+        if part == OPEN_CARD:
+            item["e_tag"] = "*"  # bookkeeping: the latest wins, never a conflict for the turn
         await self.store.write({key: item})  # sets the new etag in `item`
-        turn_context.turn_state[_ITEM] = item
+        items[key] = item
 
     async def _apply(
         self,
@@ -211,7 +224,7 @@ class SafeguardingBot(TeamsActivityHandler):
         not grow); answered by typing, it becomes read-only lines of what was answered.
         """
         activity = turn_context.activity
-        open_card = await self._state(turn_context, "open_card")
+        open_card = await self._state(turn_context, OPEN_CARD)
         lines = [*map(tuple, open_card.get("lines", [])), *result.answered]
         groups = _groups(result.replies)
         pressed = activity.reply_to_id if isinstance(activity.value, dict) else None
@@ -235,7 +248,7 @@ class SafeguardingBot(TeamsActivityHandler):
             # leaves an old card pressable - nothing anyone was told was sent.
             try:
                 with self.store.in_lane(CARDS_LANE):
-                    await self._save_state(turn_context, "open_card", still_open)
+                    await self._save_state(turn_context, OPEN_CARD, still_open)
             except ConflictError:
                 # Another turn of this person's (e.g. a second "Send" a moment later) wrote
                 # first: the answers are saved and sent; only which card is live is stale.
