@@ -17,6 +17,12 @@ FLAGS: tuple[str, ...] = (
     "GOING-HOME-TO-ALLEGED-ABUSER",
     "IMAGE-SEEN",
     "UNDER-13",
+    "WEAPON",
+    "SUICIDE-RISK",
+    # What the DSL must know about the child (every child flow asks; issue 7 s5).
+    "LOOKED-AFTER",
+    "SOCIAL-WORKER",
+    "SEND",
 )
 
 # Who must receive the alert. Allegations never go to the DSL team's channel.

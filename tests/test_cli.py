@@ -21,7 +21,7 @@ def test_console_chat_prints_the_alert_and_writes_the_concern(tmp_path):
     school = load_organisation(ROOT / "profiles" / "buttsbury-junior.yaml").school()
     words = "He hits me with a belt 👍🏽 {{ x }}"
     answers = ["a child told me her dad hits her", "1", *DISCLOSURE, "send"]
-    answers[answers.index(DISCLOSURE[7])] = words
+    answers[answers.index(DISCLOSURE[8])] = words  # the child's words
     out = io.StringIO()
     clock = lambda: datetime(2026, 11, 23, 10, 0, tzinfo=ZoneInfo("Europe/London"))  # noqa: E731
     assert (

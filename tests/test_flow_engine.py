@@ -70,7 +70,7 @@ def test_yes_no_accepts_no(raw: Any) -> None:
 def test_a_choice_refuses_an_unknown_answer_and_lists_the_options() -> None:
     message = refused("welfare", at_step("welfare", "concern_kind"), "purple")
     assert message.startswith("Please choose one of: 1. Neglect")
-    assert "5. Radicalisation or extremist views (Prevent)" in message
+    assert "6. Radicalisation or extremist views (Prevent)" in message
 
 
 def test_number_refuses_words_and_out_of_range() -> None:
@@ -128,7 +128,13 @@ def test_datetime_in_summer_time_is_london_time() -> None:
     summer = datetime(2026, 7, 1, 12, 0, tzinfo=LONDON)
     state = walk(
         "welfare",
-        {"immediate_danger": "no", "concern_kind": "1", "child_name": "K", "child_year": "2"},
+        {
+            "immediate_danger": "no",
+            "concern_kind": "1",
+            "child_name": "K",
+            "child_year": "2",
+            "child_status": "none",
+        },
         now=summer,
     ).state
     run = answer("welfare", state, "11:15", summer)

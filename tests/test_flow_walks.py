@@ -458,7 +458,7 @@ def test_missing_child_not_found_is_reported_to_the_police() -> None:
     assert actions(w.concern)["Reported missing to the police"] == (
         "Reported on the non-emergency number"
     )
-    assert "INC-0042" in " ".join(w.outcomes[-1].say)
+    assert "INC-0042" in " ".join(w.outcome_of("found_yet").say)
 
 
 def test_missing_child_police_not_yet_asks_again() -> None:
@@ -482,7 +482,13 @@ def test_missing_child_found_after_the_police_report() -> None:
         return_observations="skip",
     )
     w = walk("missing_child", answers)
-    assert w.asked[-4:] == ["found_yet", "found_at", "police_told_found", "return_observations"]
+    assert w.asked[-5:] == [
+        "found_yet",
+        "found_at",
+        "police_told_found",
+        "return_observations",
+        "child_status",
+    ]
     assert actions(w.concern)["Police told the child is found"] == "Police told"
 
 

@@ -192,11 +192,13 @@ DISCLOSURE = [
     "family",
     "Amy Example",
     "Y4",
+    "Not known",
     "now",
     "the playground",
     "skip",
     'She said "daddy hurt me" {{ x }}',
     "bruise on her left forearm",
+    "no",
     "no",
     "no",
     "Listened, told her I must tell the DSL",
@@ -210,7 +212,7 @@ def test_summary_confirm_produces_one_final_concern_for_the_dsl_team():
     result = chat.say(*DISCLOSURE)
     summary = result.replies[-1]
     assert summary.kind == "summary" and chat.events == []
-    assert ("8. The child's words (verbatim)", 'She said "daddy hurt me" {{ x }}') in summary.facts
+    assert ("9. The child's words (verbatim)", 'She said "daddy hurt me" {{ x }}') in summary.facts
     assert "Ann Robinson" in summary.text
     result = chat.send(value={"action": "confirm"})
     [event] = chat.events
@@ -241,8 +243,8 @@ def test_disclosure_about_staff_moves_to_the_allegation_route_without_re_asking(
     assert chat.state["flow"]["flow"] == "allegation"
     assert chat.step == "subject_role"  # immediate danger was not asked again
     assert any("not the DSL channel" in r.text for r in result.replies)
-    chat.say("teacher", "no", "Mr Example", "harmed", "Amy", "Y4", "now", "classroom")
-    result = chat.say("He grabbed her arm", "skip", "skip", "Nobody yet")
+    chat.say("teacher", "no", "Mr Example", "harmed", "Amy", "Y4", "not known", "now")
+    result = chat.say("classroom", "He grabbed her arm", "no", "skip", "skip", "Nobody yet")
     assert result.replies[-1].kind == "summary"
     assert "headteacher" in result.replies[-1].text and "DSL" not in result.replies[-1].text
     chat.send("send")
@@ -302,7 +304,7 @@ def test_contact_lookup_mid_flow_keeps_the_place():
 def test_a_bare_contact_word_in_a_free_text_answer_is_an_answer():
     chat = Chat()
     chat.send(value={"action": "start", "flow": "disclosure"})
-    chat.say("no", "family", "Amy", "Y4", "now")
+    chat.say("no", "family", "Amy", "Y4", "not known", "now")
     assert chat.step == "location"
     chat.send("police")  # e.g. "where": at the police station
     assert chat.state["flow"]["answers"]["location"] == "police"

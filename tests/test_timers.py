@@ -135,7 +135,7 @@ async def test_an_abandoned_report_is_chased_then_the_dsl_is_told_and_it_resumes
     assert "INCOMPLETE REPORT" in str(card) and "Amelia Testchild" in text_runs(card)
     # carrying on: the next question is the one they stopped at
     await bot.say("Y4")
-    assert "When did this happen" in bot.texts_to(REPORTER).split("Which year group")[-1]
+    assert "have a social worker" in bot.texts_to(REPORTER).split("Which year group")[-1]
 
 
 async def test_a_finished_report_is_not_chased(bot):
