@@ -361,6 +361,7 @@ def alert_card(
         truncated=len(parts) > 1,
         parts=len(parts),
         fields=_alert_fields(concern),
+        body_map=_body_map(concern),
         status_lines=[
             STATUS_TEXT[h["state"]].format(by=h["by"], at=_hhmm(h["at"]))
             for h in [*(history or []), status]
@@ -393,8 +394,24 @@ def _mention_name(name: str) -> str:
     return "".join(ch for ch in name if ch not in "*_~[]<>`\\") or "Staff member"
 
 
+# The body map (injury_seen, then the body_map_* steps in flows/definitions/_common.yaml)
+# gets its own section on the alert; the other details are listed as fields.
+BODY_MAP_PREFIX = "Body map: "
+
+
+def _is_body_map(step_id: str) -> bool:
+    return step_id == "injury_seen" or step_id.startswith("body_map_")
+
+
 def _alert_fields(concern: Concern) -> list[tuple[str, str]]:
-    return concern.record_fields() + [(d.label, d.value) for d in concern.details]
+    details = [(d.label, d.value) for d in concern.details if not _is_body_map(d.step)]
+    return concern.record_fields() + details
+
+
+def _body_map(concern: Concern) -> list[tuple[str, str]]:
+    """(where, what) rows of the body map, or [] when no injury was seen."""
+    rows = [d for d in concern.details if d.step.startswith("body_map_")]
+    return [(d.label.removeprefix(BODY_MAP_PREFIX).capitalize(), d.value) for d in rows]
 
 
 def alert_fallback_text(concern: Concern) -> str:
