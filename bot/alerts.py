@@ -756,10 +756,13 @@ class AlertService:
         escalations = [
             f"Not picked up yet: {ESCALATION_TEXT[e.detail['to']]} at {_hhmm(e.at, self.school)}"
             if e.action == "escalated"
+            else f"The reporter asked at {_hhmm(e.at, self.school)} for this to be looked at "
+            "again (not acted on / not improving): speak to them."
+            if e.action == "reconsideration_requested"
             else f"The reporter stopped recording at {_hhmm(e.at, self.school)}: ask them in "
             "person what has happened since."
             for e in entries
-            if e.action in {"escalated", "report_abandoned"}
+            if e.action in {"escalated", "report_abandoned", "reconsideration_requested"}
         ]
         notes = [
             {"state": "note", "by": n.label, "at": n.at, "text": n.value}

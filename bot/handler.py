@@ -16,6 +16,7 @@ from botbuilder.schema import Activity, ActivityTypes, Attachment, ChannelAccoun
 from bot.alerts import CARD, AlertService
 from bot.cards import answered_card, is_live, message_card, reply_card
 from bot.errors import ConflictError
+from bot.reconsider import RECONSIDER, Reconsideration
 from bot.reports import ReportsView, report_command
 from bot.store import CARDS_LANE, DuplicateActivity, SqliteStore
 from bot.timekeeper import Timekeeper
@@ -157,9 +158,15 @@ class SafeguardingBot(TeamsActivityHandler):
         state = await self._state(turn_context, "session")
         command = report_command(activity.text, value, state.get("mode"))
         if command:  # answered from the store; the session (their place in a flow) is untouched
-            view = ReportsView(self.school, self.store, self.clock)
             in_flow = state.get("mode") in MID_REPORT
-            for reply in await view.replies(command, reporter, in_flow=in_flow):
+            if command == RECONSIDER:
+                replies = await Reconsideration(
+                    self.school, self.store, self.alerts, self.clock
+                ).replies(reporter, value, in_flow=in_flow)
+            else:
+                view = ReportsView(self.school, self.store, self.clock)
+                replies = await view.replies(command, reporter, in_flow=in_flow)
+            for reply in replies:
                 await turn_context.send_activity(reply)
             return None
         before = copy.deepcopy(state)

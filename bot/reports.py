@@ -27,7 +27,18 @@ CARD = "application/vnd.microsoft.card.adaptive"
 MY_REPORTS = "my_reports"
 OPEN_CONCERNS = "open_concerns"
 # Always a command, even part-way through a report (no question's answer looks like these).
-PHRASES = {"my reports": MY_REPORTS, "my report": MY_REPORTS, "open concerns": OPEN_CONCERNS}
+RECONSIDER = "reconsider"  # answered by bot/reconsider.py
+PHRASES = {
+    "my reports": MY_REPORTS,
+    "my report": MY_REPORTS,
+    "open concerns": OPEN_CONCERNS,
+    "not acted on": RECONSIDER,
+    "not been acted on": RECONSIDER,
+    "concern not acted on": RECONSIDER,
+    "my concern has not been acted on": RECONSIDER,
+    "reconsider": RECONSIDER,
+    "reconsideration": RECONSIDER,
+}
 # One word that could be someone's typed answer: a command only when no report is in progress.
 WORDS = {"reports": MY_REPORTS, "open": OPEN_CONCERNS, "dashboard": OPEN_CONCERNS}
 IN_PROGRESS = {"flow", "summary", "confirm_cancel"}
@@ -46,7 +57,7 @@ def report_command(
     """MY_REPORTS, OPEN_CONCERNS, or None when the message belongs to the conversation."""
     if value:
         command = value.get("command") if value.get("action") == "command" else None
-        return command if command in {MY_REPORTS, OPEN_CONCERNS} else None
+        return command if command in {MY_REPORTS, OPEN_CONCERNS, RECONSIDER} else None
     said = " ".join((text or "").lower().split())
     if said in PHRASES:
         return PHRASES[said]

@@ -36,6 +36,7 @@ HELP = (
     "- 'report' (or just tell me what happened) to start a report\n"
     "- 'back' to change your last answer, 'cancel' to stop\n"
     "- 'my reports' to see what happened to reports you made ('open concerns': DSL team)\n"
+    "- 'not acted on' if you feel a concern you reported has not been addressed\n"
     "- 'contacts', or a name like 'lado', 'police', 'out of hours', 'dsl' for a number\n"
     "If a child is in immediate danger, phone {emergency} now - do not wait for me."
 )

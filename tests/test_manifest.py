@@ -141,7 +141,7 @@ def test_bot_is_personal_and_team_with_no_files_and_all_commands() -> None:
         tuple(cl["scopes"]): [c["title"] for c in cl["commands"]] for cl in bot["commandLists"]
     }
     assert lists == {
-        ("personal",): ["help", "report", "contacts", "my reports"],
+        ("personal",): ["help", "report", "contacts", "my reports", "not acted on"],
         ("team",): ["help", "report", "contacts", "my reports"],
     }
     assert manifest["name"]["short"] == "Safeguarding"
