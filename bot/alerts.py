@@ -58,6 +58,7 @@ logger = logging.getLogger(__name__)
 CARD = "application/vnd.microsoft.card.adaptive"
 MAX_ATTEMPTS = 12
 SEND_TIMEOUT_SECONDS = 60
+REPLY_GRACE_SECONDS = 10  # a turn's durable replies wait this long for the turn to send them
 TELL_REPORTER_AT_ATTEMPTS = {1, 6}
 RESEND_NOTICE = {
     "type": "TextBlock",
@@ -490,6 +491,41 @@ class AlertService:
             "mentions": [{"id": p.aad_object_id, "name": p.name} for p in mentions],
         }
         return OutboxMessage("thread_message", {}, payload)
+
+    async def enqueue_replies(
+        self, concern_id: str, user_aad_id: str, activities: list[Activity]
+    ) -> list[str]:
+        """Queue a turn's replies to the person as outbox rows (inside a chat turn: in its
+        transaction). They are held back a few seconds so the turn itself sends them, in
+        order (`deliver_now`); if it cannot, the worker retries them like any message."""
+        hold = self.clock() + timedelta(seconds=REPLY_GRACE_SECONDS)
+        ids = []
+        for activity in activities:
+            card = activity.attachments[0].content if activity.attachments else None
+            message = self.direct(user_aad_id, activity.text or "", card)
+            ids.append(
+                await self.store.enqueue(
+                    concern_id,
+                    message.kind,
+                    message.target,
+                    {**message.payload, "reply": True},
+                    not_before=hold,
+                )
+            )
+        return ids
+
+    async def deliver_now(self, outbox_ids: list[str]) -> None:
+        """Send these rows now, in order, stopping at the first that does not go (the rest
+        then follow it through the outbox's retries)."""
+        for outbox_id in outbox_ids:
+            items = await self.store.claim_ids([outbox_id], self.clock(), owner=self.owner)
+            if not items:
+                return  # the worker has it already
+            await self._deliver(items[0])
+            sent = await self.store.get_outbox(outbox_id)
+            if sent is None or sent.status != "delivered":
+                self.wakeup.set()
+                return
 
     async def notify_reporter(self, concern: Concern, text: str) -> None:
         message = self.direct(concern.reporter.aad_object_id, text)

@@ -28,6 +28,9 @@ from flows.concern import Reporter
 
 logger = logging.getLogger(__name__)
 
+# Turns whose replies are sent through the durable outbox (see _apply).
+DURABLE_REPLY_EVENTS = frozenset({"concern_raised", "concern_final"})
+
 _UNIT = "safeguarding.turn_unit"
 _KEY = "safeguarding.state_key"
 _ITEM = "safeguarding.state_items"
@@ -216,12 +219,36 @@ class SafeguardingBot(TeamsActivityHandler):
             await self._save_state(turn_context, "session", result.state)
         if self.timekeeper is not None and key:
             await self.timekeeper.on_turn(key, reporter, result.state)
+        durable: list[str] = []
+        if result.replies and any(e.kind in DURABLE_REPLY_EVENTS for e in result.events):
+            # The reply to "Send" (or to an urgent report being raised) is in the outbox like
+            # every other message, queued in this turn's transaction. The turn still sends it
+            # at once (in place of the pressed card); if Teams fails that, the outbox sends
+            # it, with retries - never lost behind the generic apology.
+            durable = await self.alerts.enqueue_replies(
+                result.events[0].concern.id,
+                reporter.aad_object_id,
+                [_group_activity(group) for group in _groups(result.replies)],
+            )
         unit = turn_context.turn_state.get(_UNIT)
         if unit is not None:
             await unit.commit()
         if result.events:
             self.alerts.wakeup.set()  # committed: the outbox can see it now
-        await self._send_replies(turn_context, result)
+        if not durable:
+            await self._send_replies(turn_context, result)
+            return
+        try:
+            await self._send_replies(turn_context, result)
+        except Exception as exc:
+            logger.warning(
+                "reply not sent in the turn (%s, activity_id=%s): the outbox sends it",
+                type(exc).__name__,
+                turn_context.activity.id,
+            )
+            await self.alerts.deliver_now(durable)
+        else:
+            await self.store.mark_sent_in_turn(durable)
 
     async def _send_replies(self, turn_context: TurnContext, result: TurnResult) -> None:
         """Fewer, denser messages: notices ride in the card of the question that follows.

@@ -192,6 +192,14 @@ FIRST_DUE_MIGRATION = 4
 # Outbox order: alerts first, then messages to people, then card refreshes.
 PRIORITY = {"post_alert": 0, "update_card": 2}
 DEFAULT_PRIORITY = 1
+# Messages to one person arrive in the order they were queued ("Saved - sending now" before
+# "Delivered"): a message waits while an older one to the same person is undelivered.
+_WAITS_ITS_TURN = (
+    "(kind = 'direct_message' AND EXISTS (SELECT 1 FROM outbox AS earlier"
+    " WHERE earlier.kind = 'direct_message' AND earlier.status IN ('pending', 'sending')"
+    " AND earlier.rowid < outbox.rowid"
+    " AND json_extract(earlier.target, '$.user_id') = json_extract(outbox.target, '$.user_id')))"
+)
 # A send holds its row for this long; the sender renews it while the request is in flight.
 DELIVERY_LEASE = timedelta(seconds=30)
 
@@ -1065,9 +1073,10 @@ class SqliteStore(Storage):
 
         def work(conn: sqlite3.Connection) -> list[OutboxItem]:
             rows = conn.execute(
-                "SELECT id, status FROM outbox WHERE (status = 'pending' AND next_attempt_at <= ?)"
-                " OR (status = 'sending' AND claimed_at <= ?)"
-                " ORDER BY priority, next_attempt_at, created_at LIMIT ?",
+                "SELECT id, status FROM outbox WHERE ((status = 'pending' AND next_attempt_at <= ?)"
+                " OR (status = 'sending' AND claimed_at <= ?)) AND NOT "
+                + _WAITS_ITS_TURN
+                + " ORDER BY priority, next_attempt_at, created_at LIMIT ?",
                 (now_text, expired, limit),
             ).fetchall()
             ids = [r["id"] for r in rows]
@@ -1080,6 +1089,41 @@ class SqliteStore(Storage):
             return [_outbox_item(_fetch_outbox(conn, i)) for i in ids]
 
         return await self._write(work)
+
+    async def claim_ids(
+        self, outbox_ids: Sequence[str], now: datetime | None = None, *, owner: str = ""
+    ) -> list[OutboxItem]:
+        """Claim these pending rows now, whenever they were due (a turn sending its own
+        replies at once); rows already claimed or done are left out."""
+        now_text = _iso(now or self._clock())
+
+        def work(conn: sqlite3.Connection) -> list[OutboxItem]:
+            claimed = []
+            for outbox_id in outbox_ids:
+                cur = conn.execute(
+                    "UPDATE outbox SET status = 'sending', claimed_at = ?, claimed_by = ?,"
+                    " attempts = attempts + 1, updated_at = ? WHERE id = ? AND status = 'pending'",
+                    (now_text, owner, now_text, outbox_id),
+                )
+                if cur.rowcount == 1:
+                    claimed.append(_outbox_item(_fetch_outbox(conn, outbox_id)))
+            return claimed
+
+        return await self._write(work)
+
+    async def mark_sent_in_turn(self, outbox_ids: Sequence[str]) -> None:
+        """A turn sent its own queued replies itself: close their rows (if the worker has
+        not taken them) and drop the copy of what they said."""
+        if not outbox_ids:
+            return
+        now = self._now()
+        await self._write(
+            lambda conn: conn.executemany(
+                "UPDATE outbox SET status = 'delivered', payload = '{}', updated_at = ?"
+                " WHERE id = ? AND status = 'pending'",
+                [(now, i) for i in outbox_ids],
+            )
+        )
 
     async def renew_claims(self, outbox_ids: Sequence[str], at: datetime | None = None) -> None:
         """Keep holding rows whose send is still in flight (the lease is only seconds)."""
@@ -1109,13 +1153,14 @@ class SqliteStore(Storage):
         )
 
     async def count_due(self, now: datetime | None = None) -> int:
-        """How many messages are waiting to be sent now (pending and due, or in flight)."""
+        """How many messages could be sent now (pending and due and not waiting behind an
+        older one to the same person, or in flight)."""
         now_text = _iso(now or self._clock())
 
         def work(conn: sqlite3.Connection) -> int:
             return conn.execute(
-                "SELECT COUNT(*) FROM outbox WHERE (status = 'pending' AND next_attempt_at <= ?)"
-                " OR status = 'sending'",
+                "SELECT COUNT(*) FROM outbox WHERE (status = 'pending' AND next_attempt_at <= ?"
+                " AND NOT " + _WAITS_ITS_TURN + ") OR status = 'sending'",
                 (now_text,),
             ).fetchone()[0]
 

@@ -126,3 +126,24 @@ async def test_a_refused_channel_post_falls_back_to_the_dsl_team_one_to_one_and_
         assert (await response.json())["status"] == "ready"
     assert bot.texts_to(REPORTER).count("Delivered at") == 1
     assert len([r for r in caplog.records if "ALARM" in r.getMessage()]) == 1
+
+
+async def test_the_reply_to_send_goes_through_the_outbox_and_arrives_in_order(bot: RunningBot):
+    await walk_to_summary(bot)
+    # Teams fails the reply to "Send" (the alert itself goes through).
+    # (the turn's own attempt, then the outbox's first)
+    bot.connector.fail_next(
+        r"^/v3/conversations/a:personal-[^/]+/activities(/[^/]+)?$", [503, 503], method="POST"
+    )
+    status, _ = await bot.post(bot.message("send"))
+    assert status < 300
+    await bot.settle()
+    assert "Sending your report" not in bot.texts_to(REPORTER)
+    assert "Delivered at" not in bot.texts_to(REPORTER)  # waits for the reply before it
+    bot.clock.advance(seconds=5)  # the reply's first backoff
+    await bot.settle()
+    told = bot.texts_to(REPORTER)
+    assert APOLOGY not in told
+    assert told.count("Sending your report") == 1
+    assert told.index("Sending your report") < told.index("Delivered at")
+    assert len(bot.channel_posts()) == 1

@@ -61,11 +61,13 @@ ANSWERS = {
     "abuser_relationship": "family",  # typed (a choice list)
     "child_name": CHILD,
     "child_year": "Y4",
+    "child_status": "none",  # button: no social worker, not looked after, no SEND
     "occurred_at": "now",  # the "Now" button
     "location": "the library",
     "people_present": "skip",  # the "Skip" button
     "words": WORDS,
     "observations": "bruise left forearm",
+    "injury_seen": "no",  # button
     "going_home": "no",  # button
     "siblings": "no",  # button
     "what_you_did": "Listened and said I must tell the DSL",
