@@ -52,6 +52,7 @@ from dialogs.replies import Event
 from dialogs.session import recipient
 from flows.calendar import working_days_for
 from flows.concern import Action, Concern
+from flows.routing import describe, named_people, recipients
 
 logger = logging.getLogger(__name__)
 
@@ -209,11 +210,18 @@ class AlertService:
                 "team_id": school.dsl_channel.team_id,
                 "channel_id": school.dsl_channel.channel_id,
             }
-        elif route in {"headteacher", "chair_of_governors"}:
-            person = school.headteacher if route == "headteacher" else school.chair_of_governors
-            target = {**base, "user_id": person.aad_object_id}
-        else:  # the LADO directly: nobody in school is alerted; the reporter phones the LADO
-            return [self.direct(concern.reporter.aad_object_id, _lado_text(school))]
+        else:
+            # An allegation: 1:1 to every case manager the school names, never to anyone who
+            # may be its subject. Nobody left (the LADO route): the reporter phones the LADO.
+            people = recipients(school, concern)
+            if not people:
+                return [self.direct(concern.reporter.aad_object_id, _lado_text(school))]
+            return [
+                OutboxMessage(
+                    "post_alert", {**base, "user_id": p.aad_object_id}, {"concern_id": concern.id}
+                )
+                for p in people
+            ]
         return [OutboxMessage("post_alert", target, {"concern_id": concern.id})]
 
     async def _enqueue_card_update(self, concern_id: str) -> None:
@@ -599,7 +607,7 @@ class AlertService:
                     for part in parts
                 ],
             )
-        to = recipient(self.school, stored.concern.routing.route)
+        to = recipient(self.school, stored.concern.routing.route, stored.concern.subject_ids)
         at = _hhmm(now, self.school)
         effects["delivered"] = DeliveryEffects(
             stored.id,
@@ -626,7 +634,11 @@ class AlertService:
             if final
             else "Your report is saved but not delivered yet - still trying"
         )
-        await self.notify_reporter(stored.concern, f"{lead}. {phone_now(self.school)}")
+        if stored.concern.is_allegation:
+            how = _tell_case_manager_now(self.school, stored.concern)
+        else:
+            how = phone_now(self.school)
+        await self.notify_reporter(stored.concern, f"{lead}. {how}")
 
     # -- acting on an alert ---------------------------------------------------------------
 
@@ -637,11 +649,8 @@ class AlertService:
         route = stored.concern.routing.route
         if route == "dsl_team":
             return self.school.is_dsl_team_member(aad_object_id)
-        manager = {
-            "headteacher": self.school.headteacher,
-            "chair_of_governors": self.school.chair_of_governors,
-        }.get(route)
-        return manager is not None and manager.aad_object_id == aad_object_id
+        wanted = aad_object_id.strip().lower()
+        return any(p.aad_object_id == wanted for p in recipients(self.school, stored.concern))
 
     async def act(
         self,
@@ -761,7 +770,7 @@ class AlertService:
         return reply
 
     def _name(self, aad_object_id: str | None) -> str:
-        people = [*self.school.dsl_team(), self.school.headteacher, self.school.chair_of_governors]
+        people = named_people(self.school)
         for person in people:
             if person and person.aad_object_id == aad_object_id:
                 return person.name
@@ -806,7 +815,9 @@ class AlertService:
         ]
         return alert_card(
             stored.concern,
-            recipient=recipient(self.school, stored.concern.routing.route),
+            recipient=recipient(
+                self.school, stored.concern.routing.route, stored.concern.subject_ids
+            ),
             history=history + notes,
             escalations=escalations,
             now=self.clock(),
@@ -841,6 +852,16 @@ def phone_now(school: Any) -> str:
         f"If it is urgent, find {school.dsl.name} (DSL) or a deputy in person now{fallback}; "
         f"{school.contact('emergency').number} if a child is in immediate danger."
     )
+
+
+def _tell_case_manager_now(school: Any, concern: Concern) -> str:
+    """For an allegation the DSL is never the fallback: the case managers in person, or the
+    LADO (seed policies section 10)."""
+    people = recipients(school, concern)
+    lado = school.contact("lado")
+    number = f" on {lado.number}" if lado.number else ""
+    who = f"tell {describe(people)} in person now, or " if people else ""
+    return f"If it is urgent, {who}phone the LADO ({lado.name}){number}."
 
 
 def _lado_text(school: Any) -> str:

@@ -50,7 +50,12 @@ def run_console(
             path = out_dir / f"{concern.id}.json"
             path.write_text(json.dumps(concern.to_dict(), indent=2, ensure_ascii=False), "utf-8")
             print(f"\n--- ALERT ({event.kind}) as it would read ---", file=stdout)
-            print(concern_text(concern, recipient(profile, concern.routing.route)), file=stdout)
+            print(
+                concern_text(
+                    concern, recipient(profile, concern.routing.route, concern.subject_ids)
+                ),
+                file=stdout,
+            )
             print(f"--- saved to {path} ---\n", file=stdout)
         print("> ", end="", file=stdout, flush=True)
     return 0

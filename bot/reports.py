@@ -123,7 +123,7 @@ class ReportsView:
             return "not sent to anyone in school - phone the LADO yourself"
         if concern.is_allegation:
             # Where it went, and whether it arrived; nothing about how it is being handled.
-            return f"{delivery} - {recipient(self.school, route)}"
+            return f"{delivery} - {recipient(self.school, route, concern.subject_ids)}"
         if stored.status == "closed":
             return "closed"
         referral = await self._referral(stored)
@@ -207,7 +207,8 @@ class ReportsView:
         when = self._when(stored.created_at)
         items: list[dict[str, Any]] = [title, _line(f"Priority: {stored.priority} {tags}")]
         if concern.is_allegation:
-            items.append(_line(f"Allegation: for {recipient(self.school, concern.routing.route)}"))
+            to = recipient(self.school, concern.routing.route, concern.subject_ids)
+            items.append(_line(f"Allegation: for {to}"))
         if concern.child_name:
             items += [_line("Child:", subtle=True), *verbatim(concern.child_name)]
         items += [_line(f"Raised {when}"), _line(f"Status: {status}")]

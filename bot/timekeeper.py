@@ -33,6 +33,7 @@ from flows.calendar import working_days_for
 from flows.catalogue import catalogue
 from flows.concern import Reporter
 from flows.engine import CompiledFlow, FlowContext
+from flows.routing import deputy_for, recipients
 
 logger = logging.getLogger(__name__)
 
@@ -147,16 +148,19 @@ class Timekeeper:
                     (concern.id, alerts.direct(school.headteacher.aad_object_id, text))
                 )
         else:
-            manager = (
-                school.chair_of_governors if route == "chair_of_governors" else school.headteacher
-            )
+            # An allegation: only the case managers it went to, then their deputy - never
+            # anyone who may be its subject (checked by identity, not by the role picked).
             text = (
                 f"Reminder: a confidential report about an adult in school was sent to you "
                 f"{waited} ago and has not been acknowledged. Open it and press Acknowledge."
             )
+            deputy = deputy_for(school, concern)
             if step == 1:
                 to = "case_manager"
-                effects.messages.append((concern.id, alerts.direct(manager.aad_object_id, text)))
+                for manager in recipients(school, concern):
+                    effects.messages.append(
+                        (concern.id, alerts.direct(manager.aad_object_id, text))
+                    )
                 effects.messages.append(
                     (
                         concern.id,
@@ -165,19 +169,13 @@ class Timekeeper:
                         ),
                     )
                 )
-            elif (
-                step == 2
-                and route == "headteacher"
-                and school.deputy_head
-                and concern.subject_role != "The deputy headteacher"
-            ):
+            elif step == 2 and deputy is not None:
                 to = "deputy_head"
                 effects.messages.append(
                     (
                         concern.id,
                         alerts.direct(
-                            school.deputy_head.aad_object_id,
-                            text.replace("to you", "to the headteacher"),
+                            deputy.aad_object_id, text.replace("to you", "to the headteacher")
                         ),
                     )
                 )
@@ -255,13 +253,13 @@ class Timekeeper:
                     _owner_card(concern.id, deadline_id, text, self.school),
                 )
             ]
-        if owner == "case_manager":
-            manager = (
-                self.school.chair_of_governors
-                if concern.routing.route == "chair_of_governors"
-                else self.school.headteacher
-            )
-            return [alerts.direct(manager.aad_object_id, text)]
+        if owner == "case_manager" or concern.is_allegation:
+            # An allegation's reminders go to its case managers only; on the LADO route
+            # nobody in school has it, so the reporter (who phones the LADO) is reminded.
+            people = recipients(self.school, concern)
+            if not people:
+                return [alerts.direct(concern.reporter.aad_object_id, text)]
+            return [alerts.direct(p.aad_object_id, text) for p in people]
         return [alerts.in_thread(concern.id, text, self.school.dsl_team())]
 
     async def _on_chase_social_care(self, timer: Timer) -> Effects:
@@ -273,9 +271,13 @@ class Timekeeper:
             "Children's social care should have acknowledged the referral by now (one working "
             "day). If they have not, chase them today."
         )
-        effects.messages.append(
-            (stored.id, self.alerts.in_thread(stored.id, text, self.school.dsl_team()))
-        )
+        if stored.concern.is_allegation:
+            for person in recipients(self.school, stored.concern):
+                effects.messages.append((stored.id, self.alerts.direct(person.aad_object_id, text)))
+        else:
+            effects.messages.append(
+                (stored.id, self.alerts.in_thread(stored.id, text, self.school.dsl_team()))
+            )
         effects.audit.append((None, "chase_social_care", stored.id, {}))
         return effects
 
@@ -302,10 +304,11 @@ class Timekeeper:
         if state is None:
             return effects
         flow = self.flows[state["flow"]["flow"]].definition
+        who = "The DSL team already has" if flow.route == "dsl_team" else "They already have"
         text = (
             f"You started a report ('{flow.title}') and have not finished it. "
             + (
-                "The DSL team already has the alert, but not what you have not yet recorded. "
+                f"{who} the alert, but not what you have not yet recorded. "
                 if state.get("raised")
                 else "Nothing has been sent yet. "
             )
@@ -338,25 +341,29 @@ class Timekeeper:
         )
         text = f"Incomplete report started by {reporter.name}"
         route = partial.routing.route
-        if compiled.definition.route != "dsl_team" and "subject_role" not in flow_state["answers"]:
+        answered = flow_state["answers"]
+        if compiled.definition.route != "dsl_team" and not {
+            "subject_role",
+            "subject_name",
+        } <= set(answered):
             # Who the allegation is about is not known yet: it could be the very person who
             # would get this notice. Only the reporter is chased.
             effects.audit.append((reporter.aad_object_id, "incomplete_report_withheld", None, {}))
             return effects
         if route == "dsl_team":
-            message = OutboxMessage(
-                "channel_post", self.alerts.channel_target(), {"card": notice, "text": text}
-            )
-        elif route in {"headteacher", "chair_of_governors"}:
-            manager = (
-                self.school.headteacher
-                if route == "headteacher"
-                else self.school.chair_of_governors
-            )
-            message = self.alerts.direct(manager.aad_object_id, text, notice)
-        else:
-            return effects  # the LADO route tells nobody in school
-        effects.messages.append((None, message))
+            messages = [
+                OutboxMessage(
+                    "channel_post", self.alerts.channel_target(), {"card": notice, "text": text}
+                )
+            ]
+        else:  # its case managers, never its subject; the LADO route tells nobody in school
+            messages = [
+                self.alerts.direct(p.aad_object_id, text, notice)
+                for p in recipients(self.school, partial)
+            ]
+        if not messages:
+            return effects
+        effects.messages.extend((None, message) for message in messages)
         effects.audit.append(
             (reporter.aad_object_id, "incomplete_report_notice", None, {"route": route})
         )

@@ -162,15 +162,18 @@ def _dsl_team(profile: Any, now: datetime) -> Reply:
     )
 
 
-def out_of_hours(profile: Any, now: datetime) -> Reply:
-    """Shown before the first question outside school hours: who to call now."""
+def out_of_hours(profile: Any, now: datetime, to: str | None = None) -> Reply:
+    """Shown before the first question outside school hours: who to call now. `to` is who the
+    report goes to (an allegation never to the DSL team); by default the DSL team."""
     numbers = [profile.contact("emergency")] + [c for c in profile.contacts if c.out_of_hours]
+    reader = "the DSL" if to is None else "anyone to read"
+    to = to or "the DSL team"
     return Reply(
         kind="contacts",
         title="It is outside school hours",
         text="If a child is in immediate danger, phone "
         f"{profile.contact('emergency').number} now. Out of hours, call these now - do not "
-        "wait for the DSL to read this report. I will still send the report to the DSL team.",
+        f"wait for {reader} this report. I will still send the report to {to}.",
         contacts=tuple(view(c, now, profile) for c in numbers),
         urgent=True,
     )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -16,6 +16,7 @@ from flows.catalogue import catalogue
 from flows.concern import Reporter
 from flows.engine import CompiledFlow, FlowContext, FlowRun, InvalidAnswer, Prompt
 from flows.graph import progress
+from flows.routing import case_managers, describe
 
 COMMANDS = {
     "help": "help",
@@ -275,7 +276,14 @@ class Session:
             Reply(kind="text", title=definition.title, text=definition.description)
         )
         if not prefill and not self.profile.in_school_hours(now):
-            self._replies.append(contacts.out_of_hours(self.profile, now))
+            route = definition.route
+            to = None
+            if route != "dsl_team":  # who it is about is not known yet
+                to = (
+                    f"{recipient(self.profile, route)} - or the "
+                    f"{self.profile.chair_title.lower()} if it is about the headteacher"
+                )
+            self._replies.append(contacts.out_of_hours(self.profile, now, to))
         if prefill:  # answers kept from the flow we switched from are not asked again
             with self._run() as run:
                 run.skip_prefilled()
@@ -318,7 +326,7 @@ class Session:
                 (f"{i}. {run.definition.step(step_id).label}", shown)
                 for i, (step_id, shown) in enumerate(run.answers_for_display().items(), start=1)
             )
-        to = recipient(self.profile, concern.routing.route)
+        to = recipient(self.profile, concern.routing.route, concern.subject_ids)
         self._replies.append(
             Reply(
                 kind="summary",
@@ -347,7 +355,7 @@ class Session:
         with self._run() as run:
             concern = run.concern(self._id(), now)
         self._events.append(Event("concern_final", concern))
-        to = recipient(self.profile, concern.routing.route)
+        to = recipient(self.profile, concern.routing.route, concern.subject_ids)
         self._say(
             f"Saved. Sending your report to {to} now - I will tell you when it has been delivered."
         )
@@ -447,12 +455,15 @@ def _pick(text: str, flow_ids: list[str], flows: Mapping[str, CompiledFlow]) -> 
     return None
 
 
-def recipient(profile: Any, route: str) -> str:
-    return {
-        "dsl_team": f"the DSL team ({profile.dsl.name} and deputies)",
-        "headteacher": f"the headteacher ({profile.headteacher.name}) only",
-        "chair_of_governors": (
-            f"the {profile.chair_title.lower()} ({profile.chair_of_governors.name}) only"
-        ),
-        "lado": "nobody in school: report it to the LADO yourself",
-    }[route]
+def recipient(profile: Any, route: str, subject_ids: Iterable[str] = ()) -> str:
+    """Who a report on `route` goes to, in words; an allegation never names its subject."""
+    if route == "dsl_team":
+        return f"the DSL team ({profile.dsl.name} and deputies)"
+    if route == "lado":
+        return "nobody in school: report it to the LADO yourself"
+    people = case_managers(profile, route, subject_ids)
+    if route == "chair_of_governors":
+        return f"the {profile.chair_title.lower()} ({describe(people)}) only"
+    if len(people) == 1 and people[0] == profile.headteacher:
+        return f"the headteacher ({profile.headteacher.name}) only"
+    return f"the case managers for allegations ({describe(people)}) only"

@@ -13,6 +13,7 @@ FLAGS: tuple[str, ...] = (
     "PERSONAL-DUTY",
     "ADULT-INVOLVED",
     "ACCUSED-IS-DSL",
+    "LOW-LEVEL-CONCERN",
     "OTHER-CHILDREN-AT-RISK",
     "GOING-HOME-TO-ALLEGED-ABUSER",
     "IMAGE-SEEN",
@@ -101,6 +102,8 @@ class Concern:
     people_present: str | None = None
     subject_name: str | None = None  # the adult an allegation is about
     subject_role: str | None = None
+    # The profile's people who are, or may be, that adult: no message about it reaches them.
+    subject_ids: list[str] = field(default_factory=list)
     police_reference: str | None = None
     flags: list[str] = field(default_factory=list)
     actions_taken: list[Action] = field(default_factory=list)

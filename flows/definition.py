@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 import yaml
@@ -122,7 +123,7 @@ class FlowDefinition:
     def step(self, step_id: str) -> Step:
         return self._index[step_id]
 
-    @property
+    @cached_property
     def _index(self) -> dict[str, Step]:
         return {step.id: step for step in self.steps}
 

@@ -20,8 +20,12 @@ from flows.definition import FINAL_STATES, Effect, FlowDefinition, Step
 from flows.graph import SWITCH as SWITCHED
 from flows.graph import check_graph
 from flows.guards import GUARDS, Facts
+from flows.routing import case_managers, describe, effective_route, subject_people
 
 TRIGGER = "proceed"
+# In a switch's kept answers: the flags the first flow raised (e.g. POLICE-NOW when an adult
+# at the school sent a nude image) stay raised in the flow switched to.
+CARRIED_FLAGS = "_carried_flags"
 
 
 class InvalidAnswer(ValueError):
@@ -110,6 +114,8 @@ def template_context(
         "values": dict(values or {}),
         "contact": lambda contact_id: contact_line(profile, contact_id),
         "number": lambda contact_id: profile.contact(contact_id).number or "(number not set)",
+        # who an allegation about staff goes to (the headteacher, and any other case manager)
+        "case_managers": describe(case_managers(profile, "headteacher")),
     }
 
 
@@ -172,6 +178,8 @@ class CompiledFlow:
 
     def new_state(self, now: datetime, prefill: Mapping[str, Any] | None = None) -> dict[str, Any]:
         """A fresh run's state: JSON-serialisable, saved between turns by the caller."""
+        prefill = dict(prefill or {})
+        carried = prefill.pop(CARRIED_FLAGS, None) or {}
         return {
             "flow": self.id,
             "step": self.definition.initial,
@@ -180,7 +188,8 @@ class CompiledFlow:
             "history": [],
             "started_at": now.isoformat(),
             "raised_at": None,
-            "prefill": dict(prefill or {}),
+            "prefill": prefill,
+            "carried_flags": list(carried.get("value") or []),
         }
 
     @contextmanager
@@ -260,7 +269,7 @@ class FlowRun:
             yield from _effects_of(step, value)
 
     def flags(self) -> list[str]:
-        raised: list[str] = []
+        raised: list[str] = list(self.data.get("carried_flags") or [])
         for effect in self._effects():
             raised.extend(flag for flag in effect.flags if flag not in raised)
         return raised
@@ -392,8 +401,11 @@ class FlowRun:
         self.data["prefill"] = later
 
     def carry_over(self) -> dict[str, Any]:
-        """Answers another flow may reuse after a switch (same step id, same meaning)."""
-        return {step_id: self._kept(step_id) for step_id in self.data["history"]}
+        """Answers another flow may reuse after a switch (same step id, same meaning), and
+        the flags raised so far."""
+        kept = {step_id: self._kept(step_id) for step_id in self.data["history"]}
+        kept[CARRIED_FLAGS] = {"value": self.flags(), "at": self.data["started_at"]}
+        return kept
 
     def _kept(self, step_id: str) -> dict[str, Any]:
         return {"value": self.data["answers"][step_id], "at": self.data["answered_at"][step_id]}
@@ -476,6 +488,15 @@ class FlowRun:
             # A school rule for any referral the DSL makes (seed 003: written within 48 hours
             # of a phone referral); it is None - and not shown - where the profile sets none.
             deadline_ids.append("written_referral")
+        if route != "dsl_team":
+            subjects = subject_people(
+                profile, self.data["answers"].get("subject_role"), concern.subject_name
+            )
+            concern.subject_ids = [p.aad_object_id for p in subjects]
+            team = {p.aad_object_id for p in profile.dsl_team()}
+            if set(concern.subject_ids) & team and "ACCUSED-IS-DSL" not in concern.flags:
+                concern.flags.append("ACCUSED-IS-DSL")  # e.g. the deputy head is a deputy DSL
+            route = effective_route(profile, route, concern.subject_ids)
         concern.routing = Routing(route, _route_reason(route, concern.flags))
         concern.sources = sorted(sources)
         base = datetime.fromisoformat(concern.raised_at)
@@ -517,14 +538,21 @@ def _route_reason(route: str, flags: list[str]) -> str:
     reasons = {
         "dsl_team": "Safeguarding concern about a child: the DSL team decides the next step.",
         "headteacher": "Allegation about an adult working in the school: the headteacher is "
-        "case manager. Not for the DSL channel.",
+        "case manager. Confidential to the case manager.",
         "chair_of_governors": "Allegation about the headteacher: the chair of governors is "
-        "case manager. Not for the DSL channel.",
-        "lado": "Conflict of interest: report straight to the LADO.",
+        "case manager. Confidential to the case manager.",
+        "lado": "Conflict of interest (or nobody in school can receive it): report straight "
+        "to the LADO.",
     }
     reason = reasons[route]
     if "ACCUSED-IS-DSL" in flags:
         reason += " The adult concerned is a member of the DSL team."
+    if "LOW-LEVEL-CONCERN" in flags:
+        reason += (
+            " Recorded as a low-level concern: the case manager records it under the school's"
+            " low-level concerns policy and reviews patterns; the LADO is consulted if it"
+            " later meets the harm test."
+        )
     return reason
 
 

@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import Container, Iterable, Mapping
+import re
+from collections.abc import Container, Iterable, Iterator, Mapping
 
 from flows.definition import FINAL_STATES, FlowDefinition, FlowDefinitionError, Step
 
 SWITCH = "switched"
+DSL_ROUTE = "dsl_team"
+# Words that point someone at the DSL team, in the template text (before rendering, so a
+# `{{ school.dsl.name }}` counts too). Choice labels are not checked: "the DSL or a deputy
+# DSL" is who an allegation may be about, not where it goes.
+NAMES_DSL_TEAM = re.compile(
+    r"\bD?DSLs?\b|designated safeguarding|safeguarding lead|school\.(?:dsl|deputies)\b"
+    r"|dsl_(?:team|channel)",
+    re.IGNORECASE,
+)
 
 
 def edges(step: Step) -> list[tuple[str, str]]:
@@ -101,6 +111,16 @@ def check_graph(
         if stuck:
             problem("flow.steps", f"these steps never reach an end (done/exit): {stuck}")
 
+    for where, route, text in _texts_by_route(flow):
+        found = NAMES_DSL_TEAM.search(text) if route != DSL_ROUTE else None
+        if found:
+            problem(
+                where,
+                f"names the DSL team ({found.group(0)!r}) on the {route!r} route: an "
+                "allegation must never be sent or directed to the DSL team. Give this flow "
+                "its own wording (override a shared step's text in the flow file).",
+            )
+
     if problems:
         raise FlowDefinitionError("\n".join(problems))
 
@@ -136,3 +156,46 @@ def progress(flow: FlowDefinition, step_id: str, answered: int) -> tuple[int, in
     left = shortest_to_done(flow, step_id)
     seconds = sum(SECONDS_BY_KIND.get(flow.step(s).kind, 20) for s in left)
     return answered + 1, answered + len(left), seconds
+
+
+def routes_at_steps(flow: FlowDefinition) -> dict[str, set[str]]:
+    """Every route a run may be on when it reaches each step (choices may change the route)."""
+    at: dict[str, set[str]] = {step.id: set() for step in flow.steps}
+    if not flow.steps:
+        return at
+    index = {step.id: step for step in flow.steps}
+    todo = [(flow.initial, flow.route)]
+    while todo:
+        step_id, route = todo.pop()
+        if step_id not in index or route in at[step_id]:
+            continue
+        at[step_id].add(route)
+        step = index[step_id]
+        after_step = step.effect.route or route
+        afters = {c.effect.route or after_step for c in step.choices} or {after_step}
+        for choice in step.choices:
+            if choice.effect.next:
+                todo.append((choice.effect.next, choice.effect.route or after_step))
+        for branch in step.next:
+            todo.extend((branch.dest, after) for after in afters)
+    return at
+
+
+def _texts_by_route(flow: FlowDefinition) -> Iterator[tuple[str, str, str]]:
+    """(where, route, template text) for every text a reporter or recipient may be shown."""
+    for i, rule in enumerate(flow.rules):
+        yield f"rules[{i}]", flow.route, rule.text
+    yield "flow.dsl_decision", flow.route, flow.dsl_decision
+    routes = routes_at_steps(flow)
+    for step in flow.steps:
+        for route in sorted(routes[step.id]):
+            where = f"step '{step.id}'"
+            for key in ("prompt", "help", "label"):
+                yield f"{where}.{key}", route, getattr(step, key) or ""
+            after_step = step.effect.route or route
+            if step.effect.say:
+                yield f"{where}.say", after_step, step.effect.say
+            for choice in step.choices:
+                if choice.effect.say:
+                    after = choice.effect.route or after_step
+                    yield f"{where}.{choice.value}.say", after, choice.effect.say

@@ -48,3 +48,9 @@ def fgm_duty_applies(facts: Facts) -> bool:
 def is_sexual_offence(facts: Facts) -> bool:
     """Seed 004 Appendix D: rape, assault by penetration or sexual assault go to the police."""
     return facts.chose("what_happened", "rape", "assault_by_penetration", "sexual_assault")
+
+
+@guard
+def is_low_level_concern(facts: Facts) -> bool:
+    """KCSIE Part four section two: none of the harm test applies - a low-level concern."""
+    return facts.chose("harm_test", "low_level")

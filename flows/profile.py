@@ -238,6 +238,9 @@ class SchoolProfile:
     contacts: tuple[Contact, ...]
     source_path: str
     safeguarding_governor: Person | None = None
+    # Allegations about staff go to the headteacher AND these (seed 001 s10: the Executive
+    # Headteacher and the Head of School), never to whichever of them is the subject.
+    case_managers: tuple[Person, ...] = ()
 
     def contact(self, contact_id: str) -> Contact:
         for c in self.contacts:
@@ -413,6 +416,7 @@ _SECTIONS: dict[str, frozenset[str]] = {
             "deputy_head",
             "chair_of_governors",
             "safeguarding_governor",
+            "case_managers",
         }
     ),
     "dsl_channel": frozenset({"team_id", "channel_id", "name"}),
@@ -889,6 +893,16 @@ def _build_school(
                 if p:
                     deputies.append(p)
     head = _person(ck, sec("people", "headteacher"), ids)
+    case_managers: list[Person] = []
+    if "case_managers" in people:
+        src = people["case_managers"]
+        if not isinstance(src.value, list):
+            ck.bad(src, f"must be a list of people, got {_kind(src.value)}")
+        else:
+            for i, item in enumerate(src.value):
+                p = _person(ck, _Src(item, src.file, _join(src.field, i)), ids)
+                if p:
+                    case_managers.append(p)
     deputy_head = _person(ck, people["deputy_head"], ids) if people.get("deputy_head") else None
     chair_src = sec("people", "chair_of_governors")
     chair = _person(ck, chair_src, ids, title=True)
@@ -966,6 +980,7 @@ def _build_school(
         contacts=tuple(contacts),
         source_path=school_file,
         safeguarding_governor=governor,
+        case_managers=tuple(case_managers),
     )
 
 

@@ -205,8 +205,8 @@ PLAIN: dict[str, dict[str, Any]] = {
         "how_known": "child_told",
         "child_name": "Jo Bloggs, Year 9",
         "child_status": "none",
-        "under_13": "no",
         "adult_involved": "no",
+        "under_13": "no",
         "coercion": "no",
         "consent_concern": "no",
         "platform": "Snapchat",
@@ -258,9 +258,10 @@ PLAIN: dict[str, dict[str, Any]] = {
     "allegation": {
         "immediate_danger": "no",
         "subject_role": "teacher",
-        "conflict_of_interest": "no",
         "subject_name": "Mr Example",
         "harm_test": "low_level",
+        "conflict_of_interest": "no",
+        "low_level_conflict": "no",
         "child_name": "skip",
         "child_year": "skip",
         "child_status": "not_known",
@@ -275,6 +276,7 @@ PLAIN: dict[str, dict[str, Any]] = {
     "child_on_child": {
         "immediate_danger": "no",
         "what_happened": "bullying",
+        "school_adult": "no",
         "police_rule": "ok",
         "child_name": "Ria",
         "child_year": "Year 5",
@@ -291,6 +293,7 @@ PLAIN: dict[str, dict[str, Any]] = {
     },
     "welfare": {
         "immediate_danger": "no",
+        "school_adult": "no",
         "concern_kind": "neglect",
         "child_name": "Kim",
         "child_year": "Year 2",

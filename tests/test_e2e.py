@@ -47,10 +47,10 @@ WALKS = {
     ],
     "nudes": [
         "no",
+        "no",  # no adult involved
         "Another child told me",
         CHILD,
         "Not known",
-        "no",
         "no",
         "no",
         "no",
@@ -102,9 +102,9 @@ WALKS = {
     "allegation": [
         "no",
         "A teacher",
-        "no",
         "Mr Adult",
         "harmed",
+        "no",  # no conflict of interest
         CHILD,
         "Y4",
         "Not known",

@@ -130,6 +130,7 @@ def test_datetime_in_summer_time_is_london_time() -> None:
         "welfare",
         {
             "immediate_danger": "no",
+            "school_adult": "no",
             "concern_kind": "1",
             "child_name": "K",
             "child_year": "2",
@@ -293,7 +294,7 @@ def test_correct_asks_the_steps_the_new_path_adds() -> None:
 
 
 def test_a_reasked_step_is_not_preceded_by_the_rules_again() -> None:
-    state = at_step("nudes", "how_known")
+    state = at_step("nudes", "adult_involved")
     assert current_prompt("nudes", state).rules == ()
     with catalogue()["nudes"].attach(state, context()) as run:
         run.back()
@@ -338,6 +339,8 @@ def test_every_kind_of_bad_flow_has_a_fixture() -> None:
         "duplicate_step",
         "unguarded_not_last",
         "unknown_next",
+        "allegation_inherits_dsl_text",
+        "allegation_names_dsl",
     }
 
 

@@ -336,23 +336,47 @@ EXPECTED_ROUTE = {"headteacher": "chair_of_governors"}
 
 @pytest.mark.parametrize("role", ROLES)
 @pytest.mark.parametrize("conflict", ["no", "yes"])
-def test_allegations_never_go_to_the_dsl_channel(role: str, conflict: str) -> None:
-    w = walk("allegation", plain("allegation", subject_role=role, conflict_of_interest=conflict))
+@pytest.mark.parametrize("harm", ["harmed", "low_level"])
+def test_allegations_never_go_to_the_dsl_channel(role: str, conflict: str, harm: str) -> None:
+    answers = plain("allegation", subject_role=role, harm_test=harm)
+    answers.update(conflict_of_interest=conflict, low_level_conflict=conflict)
+    w = walk("allegation", answers)
     c = w.concern
     assert c.routing.route != "dsl_team"
     assert c.is_allegation
-    expected = "lado" if conflict == "yes" else EXPECTED_ROUTE.get(role, "headteacher")
+    if conflict == "yes":  # the LADO takes allegations; a low-level concern goes to the chair
+        expected = "lado" if harm == "harmed" else "chair_of_governors"
+    else:
+        expected = EXPECTED_ROUTE.get(role, "headteacher")
     assert c.routing.route == expected
-    assert "Not for the DSL channel" in c.routing.reason or expected == "lado"
+    assert "Confidential to the case manager" in c.routing.reason or expected == "lado"
     labels = dict(w.prompt_for("subject_role").choices)
     assert c.subject_role == labels[role]
+
+
+def test_the_harm_test_comes_before_the_conflict_of_interest_question() -> None:
+    harmed = walk("allegation", plain("allegation", harm_test="harmed"))
+    assert harmed.asked.index("harm_test") < harmed.asked.index("conflict_of_interest")
+    assert "low_level_conflict" not in harmed.asked
+    low = walk("allegation", plain("allegation"))
+    assert low.asked.index("harm_test") < low.asked.index("low_level_conflict")
+    assert "conflict_of_interest" not in low.asked  # never "straight to the LADO"
+
+
+def test_a_low_level_concern_is_recorded_as_one_on_the_card() -> None:
+    low = walk("allegation", plain("allegation", harm_test="low_level")).concern
+    assert "LOW-LEVEL-CONCERN" in low.flags
+    assert "Recorded as a low-level concern" in low.routing.reason
+    harmed = walk("allegation", plain("allegation", harm_test="harmed")).concern
+    assert "LOW-LEVEL-CONCERN" not in harmed.flags
+    assert "low-level" not in harmed.routing.reason
 
 
 def test_allegation_routes_explicitly() -> None:
     assert walk("allegation", plain("allegation")).concern.routing.route == "headteacher"
     head = walk("allegation", plain("allegation", subject_role="headteacher")).concern
     assert head.routing.route == "chair_of_governors"
-    lado = walk("allegation", plain("allegation", conflict_of_interest="yes"))
+    lado = walk("allegation", plain("allegation", harm_test="harmed", conflict_of_interest="yes"))
     assert lado.concern.routing.route == "lado"
     assert "LADO" in " ".join(lado.outcome_of("conflict_of_interest").say)
     assert "03330 139 797" in " ".join(lado.outcome_of("conflict_of_interest").say)
@@ -499,7 +523,7 @@ def test_missing_child_found_after_the_police_report() -> None:
 def test_child_on_child_sexual_offences_go_to_the_police(what: str) -> None:
     w = walk("child_on_child", plain("child_on_child", what_happened=what))
     assert "POLICE-NOW" in w.concern.flags
-    assert w.asked[w.asked.index("what_happened") + 1] == "police_rule"
+    assert w.asked[w.asked.index("what_happened") + 2] == "police_rule"  # after school_adult
     assert "police" in w.prompt_for("police_rule").text
 
 
@@ -610,3 +634,15 @@ def test_fgm_non_teacher_in_a_school_whose_policy_says_all_staff_report_to_polic
     elsewhere = walk("fgm", plain("fgm", **answers))
     other_text = next(p.text for p in elsewhere.prompts if p.step_id == "dsl_route")
     assert "every member of staff" not in other_text
+
+
+@pytest.mark.parametrize("school_id", ["buttsbury-junior", HERA])
+def test_allegation_immediate_danger_names_the_case_managers_not_the_dsl(school_id: str) -> None:
+    profile = school(school_id)
+    w = walk("allegation", plain("allegation", immediate_danger="yes"), profile=profile)
+    said = " ".join(w.outcome_of("immediate_danger").say)
+    assert profile.headteacher.name in said
+    assert profile.chair_of_governors.name in said  # when it is about the head
+    assert "Do not tell the adult concerned" in said
+    assert "DSL" not in said and profile.dsl.name not in said
+    assert all(p.name in said for p in profile.case_managers)

@@ -242,8 +242,9 @@ def test_disclosure_about_staff_moves_to_the_allegation_route_without_re_asking(
     result = chat.send("staff")
     assert chat.state["flow"]["flow"] == "allegation"
     assert chat.step == "subject_role"  # immediate danger was not asked again
-    assert any("not the DSL channel" in r.text for r in result.replies)
-    chat.say("teacher", "no", "Mr Example", "harmed", "Amy", "Y4", "not known", "now")
+    said = " ".join(r.text or "" for r in result.replies)
+    assert "It goes only to" in said and "DSL" not in said
+    chat.say("teacher", "Mr Example", "harmed", "no", "Amy", "Y4", "not known", "now")
     result = chat.say("classroom", "He grabbed her arm", "no", "skip", "skip", "Nobody yet")
     assert result.replies[-1].kind == "summary"
     assert "headteacher" in result.replies[-1].text and "DSL" not in result.replies[-1].text
@@ -337,3 +338,45 @@ def test_an_old_menu_button_never_throws_away_a_report_in_progress():
     result = chat.send(value={"action": "start", "flow": "nudes"})
     assert "part-way through a report" in result.replies[0].text
     assert json.dumps(chat.state, sort_keys=True) == before
+
+
+# -- allegations: worded by who receives them ---------------------------------------------
+
+SATURDAY = datetime(2026, 11, 21, 11, 0, tzinfo=LONDON)
+
+
+def test_out_of_hours_text_names_who_the_report_goes_to():
+    chat = Chat(now=SATURDAY)
+    result = chat.send(value={"action": "start", "flow": "allegation"})
+    [ooh] = [r for r in result.replies if r.title == "It is outside school hours"]
+    assert "I will still send the report to the headteacher" in ooh.text
+    assert "chair of governors if it is about the headteacher" in ooh.text
+    assert "DSL" not in ooh.text
+    dsl = Chat(now=SATURDAY).send(value={"action": "start", "flow": "welfare"})
+    [ooh] = [r for r in dsl.replies if r.title == "It is outside school hours"]
+    assert "I will still send the report to the DSL team" in ooh.text
+
+
+@pytest.mark.parametrize(
+    ("flow", "answers", "flag"),
+    [
+        ("nudes", ["no", "Yes - an adult who works or volunteers at this school"], "POLICE-NOW"),
+        ("welfare", ["yes", "now", "yes"], "URGENT"),
+        ("child_on_child", ["no", "rape", "yes"], "POLICE-NOW"),
+    ],
+)
+def test_an_adult_at_the_school_in_a_dsl_flow_switches_to_the_allegation_route(flow, answers, flag):
+    chat = Chat()
+    chat.send(value={"action": "start", "flow": flow})
+    result = chat.say(*answers)
+    said = " ".join(r.text or "" for r in result.replies)
+    assert chat.state["flow"]["flow"] == "allegation"
+    assert chat.step == "subject_role"
+    assert "It goes only to" in said and "DSL" not in said
+    chat.say("A teacher", "Mr Example", "harmed", "no", "Amy", "Y4", "now", "classroom")
+    result = chat.say("He sent her pictures", "skip", "skip", "Nobody yet")
+    assert "DSL" not in result.replies[-1].text
+    chat.send("send")
+    concern = chat.events[-1].concern
+    assert concern.routing.route == "headteacher"
+    assert flag in concern.flags  # the flag raised before the switch is kept

@@ -198,8 +198,12 @@ async def test_an_unfinished_allegation_is_never_shown_to_someone_who_may_be_its
     await later(bot, 31)
     assert "have not finished it" in bot.texts_to(REPORTER)
     assert bot.direct_messages(HEAD) == [] and bot.channel_posts() == []
-    # once the adult is named (a teacher), the headteacher is the right person to tell
+    # a role alone is not enough: the name may be the headteacher's own
     await bot.say("A teacher")
+    await later(bot, 31)
+    assert bot.direct_messages(HEAD) == [] and bot.channel_posts() == []
+    # once the adult is named (a teacher who is nobody the profile names), the headteacher
+    await bot.say("Mr Adult")
     await later(bot, 31)
     [notice] = [a for a in bot.direct_messages(HEAD) if a.get("attachments")]
     assert "INCOMPLETE REPORT" in str(notice)
