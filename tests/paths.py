@@ -10,7 +10,9 @@ flag set that can precede it (URGENT, POLICE-NOW...).
 
 from __future__ import annotations
 
+import inspect
 import json
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,11 +22,18 @@ from flows.concern import Concern
 from flows.definition import Step
 from flows.engine import CARRIED_FLAGS, CompiledFlow
 from flows.graph import DSL_ROUTE
-from flows.guards import GUARDS, Facts
+from flows.guards import GUARDS
 from flows.routing import ROLES_NAMING_PEOPLE, named_people
 from tests.flowkit import CONCERN_ID, NOW, TICK, context
 
 STRANGER = "Mr Example"
+# Step ids and answer values the named guards read (they are written as literals in
+# flows/guards.py); over-inclusive is safe - it only walks more.
+GUARDED_STEPS = frozenset(
+    step_id
+    for guard in GUARDS.values()
+    for step_id in re.findall(r"[\"']([a-z_0-9]+)[\"']", inspect.getsource(guard))
+)
 
 
 @dataclass(frozen=True)
@@ -51,18 +60,20 @@ class Path:
         return list(dict.fromkeys(flow for flow, _, _ in self.answers))
 
 
-def candidates(step: Step, profile: Any, sealed: bool, answers: Any = None) -> list[Any]:
+def candidates(step: Step, profile: Any, sealed: bool) -> list[Any]:
     """The answers worth trying at a step. Choices that do exactly the same thing (same
-    effects, same guard results, and - for the adult's role - the same people named) are
+    effects, not read by any guard, and - for the adult's role - the same people named) are
     one answer: the first stands for the others, whose labels are still shown and checked."""
     if step.kind in {"choice", "yes_no"}:
         seen: dict[Any, Any] = {}
+        read_by_a_guard = step.id in GUARDED_STEPS
         for choice in step.choices:
             value = choice.value if step.kind == "choice" else choice.value == "yes"
-            facts = Facts({**(answers or {}), step.id: value}, frozenset(), profile.rules)
             who = value if step.records == "subject_role" and value in ROLES_NAMING_PEOPLE else ""
-            guards = tuple(guard(facts) for _, guard in sorted(GUARDS.items()))
-            seen.setdefault((choice.effect, guards, who), value)
+            # a guard may tell them apart later: only by a value it names (or yes from no)
+            named = step.kind == "yes_no" or str(value) in GUARDED_STEPS
+            same = value if read_by_a_guard and named else ""
+            seen.setdefault((choice.effect, who, same), value)
         return list(seen.values())
     if step.kind == "info":
         return ["ok"]
@@ -127,7 +138,7 @@ def _walk(
         step = run.step
         prompt = run.prompt()
         flags = frozenset(run.flags())
-        options = candidates(step, profile, sealed, run.data["answers"])
+        options = candidates(step, profile, sealed)
         first = _answer(run, flow_id, step, route, prompt, options[0])
     shown = [Shown(flow_id, step.id, route, "prompt", prompt.text)]
     if prompt.help:
