@@ -32,6 +32,7 @@ from tests.e2e import DEPUTY, DSL, HEAD, REPORTER, SCHOOL, Clock, RunningBot, Us
 from tests.flowkit import NOW, school
 from tests.paths import STRANGER, generate
 from tests.paths import Path as WalkedPath
+from tests.test_e2e import WALKS
 
 SCHOOLS = ["buttsbury-junior", "kings-road-primary"]  # one head; HERA: two case managers
 FLOWS = sorted(catalogue())
@@ -393,8 +394,9 @@ async def test_the_accused_dsl_who_is_also_the_deputy_head_gets_nothing(tmp_path
 
 # -- over HTTP: a representative set through the real endpoint and the fake Bot Connector -----
 
-TEACHER_ALLEGATION = ["no", "A teacher", "Mr Adult", "harmed", "no", "Amy", "Y4", "now", "hall"]
-TAIL = ["He grabbed her", "skip", "skip", "Nothing yet", "send"]
+# the shared end-to-end walk (tests/test_e2e.py): a teacher, harm test met, no conflict
+TEACHER_ALLEGATION = list(WALKS["allegation"])
+TAIL = ["send"]
 
 
 def everything_sent(bot: RunningBot) -> list[tuple[set[str], dict]]:
