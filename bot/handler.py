@@ -248,7 +248,10 @@ class SafeguardingBot(TeamsActivityHandler):
             )
             await self.alerts.deliver_now(durable)
         else:
-            await self.store.mark_sent_in_turn(durable)
+            # Off the turn's lane: the turn's one transaction is done. Were this lost (power
+            # cut), the reply would only be sent a second time.
+            with self.store.in_lane("outbox"):
+                await self.store.mark_sent_in_turn(durable)
 
     async def _send_replies(self, turn_context: TurnContext, result: TurnResult) -> None:
         """Fewer, denser messages: notices ride in the card of the question that follows.
