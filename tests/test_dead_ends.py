@@ -12,7 +12,7 @@ import pytest
 from dialogs import contacts
 from flows.catalogue import catalogue
 from tests.allpaths import Path, every_path
-from tests.flowkit import LONDON, all_schools, school
+from tests.flowkit import LONDON, all_schools, plain, school, walk
 
 IN_HOURS = datetime(2026, 11, 18, 10, 0, tzinfo=LONDON)  # Wednesday, term time
 OUT_OF_HOURS = datetime(2026, 11, 21, 22, 30, tzinfo=LONDON)  # Saturday night
@@ -101,3 +101,12 @@ def test_a_non_dsl_who_refers_in_hull_is_shown_the_consent_rule() -> None:
         p for p in paths("disclosure", "buttsbury-junior", IN_HOURS) if _after_dsl_unavailable(p)
     ]
     assert "If you refer yourself" not in " ".join(t for p in essex for _, t in p.seen)
+
+
+def test_hull_child_on_child_involves_the_head_of_school_and_deputy_and_police() -> None:
+    griffin = walk("child_on_child", plain("child_on_child"), profile=school("griffin-primary"))
+    decision = griffin.concern.dsl_decision
+    assert "Head of School and Deputy" in decision
+    assert "criminal act" in decision and "police" in decision
+    essex = walk("child_on_child", plain("child_on_child"), profile=school("buttsbury-junior"))
+    assert "Head of School" not in essex.concern.dsl_decision
