@@ -226,16 +226,17 @@ def test_every_flow_has_a_short_title_that_fits_a_phone() -> None:
 def test_progress_counts_the_shortest_way_to_the_end_and_the_time_left() -> None:
     chat = Chat()
     result = chat.send(value={"action": "start", "flow": "disclosure"})
-    assert last_question(result).progress == "Question 1 of 13 - about 5 minutes left"
+    # 15: issue 7 added "social worker / looked after / SEND" and "did you see an injury"
+    assert last_question(result).progress == "Question 1 of 15 - about 5 minutes left"
     result = chat.say("no")
-    assert last_question(result).progress == "Question 2 of 13 - about 5 minutes left"
+    assert last_question(result).progress == "Question 2 of 15 - about 5 minutes left"
     result = chat.say("back", "yes")  # phoning 999 adds a question
-    assert last_question(result).progress == "Question 2 of 14 - about 5 minutes left"
+    assert last_question(result).progress == "Question 2 of 16 - about 5 minutes left"
 
 
 def _to_occurred_at(chat: Chat) -> None:
     chat.send(value={"action": "start", "flow": "disclosure"})
-    chat.say("no", "family", "Amelia", "Y4")
+    chat.say("no", "family", "Amelia", "Y4", "none")
     assert chat.step == "occurred_at"
 
 
@@ -301,7 +302,7 @@ async def test_a_pressed_card_becomes_the_next_question_and_a_typed_answer_close
     card = _card_of(_personal(bot)[menu_id])
     texts = card_texts(card)
     assert "✓ Report: A child told me something" in texts
-    assert "Question 1 of 13 - about 5 minutes left" in texts
+    assert "Question 1 of 15 - about 5 minutes left" in texts
     assert any("immediate danger" in t for t in texts)
     no = next(b for b in actions(card) if b["data"].get("value") == "no")
 
@@ -322,7 +323,7 @@ async def test_a_pressed_card_becomes_the_next_question_and_a_typed_answer_close
         "✓ Who the child says is responsible: A parent, carer or family member",
         "✓ Child: Amelia Testchild",
     ]
-    assert "Question 4 of 13" in " ".join(card_texts(_card_of(_personal(bot)[second])))
+    assert "Question 4 of 15" in " ".join(card_texts(_card_of(_personal(bot)[second])))
     assert_valid_cards([closed, _card_of(_personal(bot)[second])])
 
 
