@@ -84,11 +84,13 @@ def test_police_first_schools_alert_the_dsl_only_after_the_police_prompt(school_
         answers = dict(path.answers)
         if "personal_duty" not in steps or answers.get("immediate_danger") == "yes":
             continue  # immediate danger: 999 and the DSL at once, whatever the school rule
-        checked += 1
-        assert path.raised_by is not None, path.answers
         order = [step for step, _ in path.answers]
-        assert order.index(path.raised_by) > order.index("personal_duty"), path.raised_by
-        assert order.index(path.raised_by) >= order.index("police_called")
+        if path.raised_by is not None:  # never before the police prompt and its answer
+            assert order.index(path.raised_by) > order.index("personal_duty"), path.raised_by
+            assert order.index(path.raised_by) >= order.index("police_called")
+        if path.end == "done":  # a whole path (not one merged into an earlier walk)
+            checked += 1
+            assert path.raised_by == "police_called", path.answers
     assert checked
     text = walk("fgm", fgm(), profile=school(school_id)).prompt_for("personal_duty").text
     assert "BEFORE you tell the DSL" in text

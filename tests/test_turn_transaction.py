@@ -70,8 +70,8 @@ async def _reference(tmp_path: Path, attachment: bool) -> dict:
         bot = await RunningBot(connector, tmp_path / "reference", Clock()).start()
         try:
             await bot.post(bot.message(value={"action": "start", "flow": "disclosure"}))
-            await bot.say(*WALK[:5])
-            await bot.post(bot.message(WALK[5], attachments=[IMAGE] if attachment else None))
+            await bot.say(*WALK[:6])
+            await bot.post(bot.message(WALK[6], attachments=[IMAGE] if attachment else None))
         finally:
             await bot.stop()
     return _session(tmp_path / "reference" / "safeguarding.sqlite3")
@@ -100,9 +100,9 @@ async def test_sigkill_inside_a_turn_then_the_same_activity_resent_is_applied_on
         )
         try:
             await client.post(client.message(value={"action": "start", "flow": "disclosure"}))
-            await client.say(*WALK[:5])
+            await client.say(*WALK[:6])
             release = connector.hold(REPLIES)
-            activity = client.message(WALK[5], attachments=[IMAGE] if attachment else None)
+            activity = client.message(WALK[6], attachments=[IMAGE] if attachment else None)
             posting = asyncio.create_task(client.post(activity))
             await wait_for(lambda: connector.held)
             await kill(server)  # inside the turn
@@ -118,11 +118,11 @@ async def test_sigkill_inside_a_turn_then_the_same_activity_resent_is_applied_on
             assert _session(data / "safeguarding.sqlite3") == expected
 
             # The rest of the walk lands on the right questions: one alert with the answers.
-            await client.say(*WALK[6:], "send")
+            await client.say(*WALK[7:], "send")
             await wait_for(lambda: client.channel_posts())
             [post] = client.channel_posts()
             runs = text_runs(alert_card(post))
-            assert CHILD in runs and WALK[5] in runs and WALK[8] in runs
+            assert CHILD in runs and WALK[6] in runs and WALK[9] in runs
         finally:
             await client.stop()
             if server.returncode is None:
