@@ -373,8 +373,9 @@ def test_an_adult_at_the_school_in_a_dsl_flow_switches_to_the_allegation_route(f
     assert chat.state["flow"]["flow"] == "allegation"
     assert chat.step == "subject_role"
     assert "It goes only to" in said and "DSL" not in said
-    chat.say("A teacher", "Mr Example", "harmed", "no", "Amy", "Y4", "now", "classroom")
-    result = chat.say("He sent her pictures", "skip", "skip", "Nobody yet")
+    chat.say("A teacher", "Mr Example", "harmed", "no", "Amy", "Y4", "not known", "now")
+    result = chat.say("classroom", "He sent her pictures", "no", "skip", "skip", "Nobody yet")
+    assert result.replies[-1].kind == "summary"
     assert "DSL" not in result.replies[-1].text
     chat.send("send")
     concern = chat.events[-1].concern
