@@ -40,7 +40,7 @@ def field_after(texts: list[str], label: str) -> str:
 
 async def test_forced_marriage_leaving_soon_over_http(bot: RunningBot) -> None:
     await bot.post(bot.message(value={"action": "start", "flow": "welfare"}))
-    await bot.say("no", "Forced marriage or so-called 'honour'-based abuse")
+    await bot.say("no", "no", "Forced marriage or so-called 'honour'-based abuse")
     told = bot.texts_to(REPORTER)
     assert "Forced Marriage Unit" in told and "www.gov.uk/guidance/forced-marriage" in told
     assert "Do not contact the family" in told
