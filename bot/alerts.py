@@ -51,7 +51,7 @@ from bot.worker import run_until_stopped
 from dialogs.replies import Event
 from dialogs.session import recipient
 from flows.calendar import working_days_for
-from flows.concern import Action, Concern
+from flows.concern import URGENT_FLAGS, Action, Concern
 from flows.routing import describe, named_people, recipients
 
 logger = logging.getLogger(__name__)
@@ -183,12 +183,17 @@ class AlertService:
                 [OutboxMessage("update_card", {}, {"concern_id": concern.id})],
                 status=existing.status,
                 at=now,
+                timers=_moved_deadlines(existing.concern, concern, now),
                 audit=[(concern.reporter.aad_object_id, event.kind, {"status": event.kind})],
             )
         else:
-            # A live incident (missing child) or a correction: keep DSL notes, refresh the card.
-            merged = replace(concern, notes=existing.concern.notes)
-            await self.store.save_concern(merged, status=existing.status, at=now)
+            # An early alert (urgent, missing child) being completed: keep DSL notes and
+            # refresh the same card. A report that moved to other recipients adds nothing here.
+            if event.kind != "report_moved":
+                merged = replace(concern, notes=existing.concern.notes)
+                await self.store.save_concern(merged, status=existing.status, at=now)
+                for timer in _moved_deadlines(existing.concern, concern, now):
+                    await self.store.schedule(timer)
             await self._enqueue_card_update(concern.id)
             await self.store.audit(
                 concern.reporter.aad_object_id, event.kind, concern.id, {"status": event.kind}
@@ -799,16 +804,12 @@ class AlertService:
             }
         ]
         escalations = [
-            f"Not picked up yet: {ESCALATION_TEXT[e.detail['to']]} at {_hhmm(e.at, self.school)}"
-            if e.action == "escalated"
-            else f"The reporter asked at {_hhmm(e.at, self.school)} for this to be looked at "
-            "again (not acted on / not improving): speak to them."
-            if e.action == "reconsideration_requested"
-            else f"The reporter stopped recording at {_hhmm(e.at, self.school)}: ask them in "
-            "person what has happened since."
+            _event_line(e.action, e.detail, _hhmm(e.at, self.school))
             for e in entries
-            if e.action in {"escalated", "report_abandoned", "reconsideration_requested"}
+            if e.action in _EVENT_LINES
         ]
+        if stored.concern.status == "raised" and not {e.action for e in entries} & _ENDED:
+            escalations.insert(0, _still_recording(stored.concern))
         notes = [
             {"state": "note", "by": n.label, "at": n.at, "text": n.value}
             for n in stored.concern.notes
@@ -835,6 +836,44 @@ def _late_answer(item: OutboxItem) -> Callable[[asyncio.Future], None]:
             logger.warning("outbox %s late post_alert answered: copy recorded", item.id)
 
     return done
+
+
+def _moved_deadlines(before: Concern, after: Concern, now: datetime) -> list[TimerSpec]:
+    """Timers for deadlines later answers set or moved (a missing child's police time counts
+    from when last seen; the finished report's own deadlines); unchanged ones keep theirs."""
+    known = {(d.id, d.due_at) for d in before.deadlines}
+    moved = {d.id for d in after.deadlines if (d.id, d.due_at) not in known}
+    return [t for t in deadline_timers(after, now) if t.payload["deadline"] in moved]
+
+
+# What happened after the alert went (escalations, the reporter stopping, moving on, asking
+# for reconsideration), as the card says it.
+_EVENT_LINES = {
+    "escalated": "Not picked up yet: {to} at {at}",
+    "report_abandoned": "STOPPED BY THE REPORTER at {at} - this report was not finished: ask "
+    "them in person what has happened since.",
+    "report_moved": "At {at} the reporter went on with this report under another procedure, "
+    "for other people; nothing more will be added here. Ask them in person if you need to.",
+    "report_stalled": "NOT FINISHED: at {at} the reporter had stopped answering part-way. "
+    "They have been reminded; ask them in person what has happened.",
+    "reconsideration_requested": "The reporter asked at {at} for this to be looked at again "
+    "(not acted on / not improving): speak to them.",
+}
+_ENDED = {"report_abandoned", "report_moved"}
+
+
+def _event_line(action: str, detail: Mapping[str, Any], at: str) -> str:
+    to = ESCALATION_TEXT.get(str(detail.get("to")), "") if action == "escalated" else ""
+    return _EVENT_LINES[action].format(to=to, at=at)
+
+
+def _still_recording(concern: Concern) -> str:
+    urgent = [f for f in concern.flags if f in URGENT_FLAGS]
+    why = f" because of {', '.join(urgent)}" if urgent else ""
+    return (
+        f"STILL BEING RECORDED: sent at once{why}, before the report was finished. This card "
+        "updates as the reporter answers."
+    )
 
 
 def _hhmm(at: datetime, school: Any) -> str:

@@ -327,6 +327,15 @@ class Timekeeper:
         flow_state = state["flow"]
         compiled = self.flows[flow_state["flow"]]
         reporter = Reporter(timer.payload["name"], timer.payload["aad"])
+        concern_id = state.get("concern_id")
+        if state.get("raised") and concern_id and await self.store.get_concern(concern_id):
+            # Its recipients already hold the early alert: that same card says it is not
+            # finished, rather than a second post about the same report.
+            effects.audit.append((reporter.aad_object_id, "report_stalled", concern_id, {}))
+            effects.messages.append(
+                (concern_id, OutboxMessage("update_card", {}, {"concern_id": concern_id}))
+            )
+            return effects
         context = FlowContext(self.school, reporter, working_days_for(self.school))
         with compiled.attach(flow_state, context) as run:
             partial = run.concern(state.get("concern_id") or "incomplete", self.clock())

@@ -58,7 +58,10 @@ class Reply:
 class Event:
     """Something the edge must do: raise, update or finalise a concern (write it first)."""
 
-    kind: str  # concern_raised | concern_updated | concern_final | report_abandoned
+    # concern_raised (an early alert) | concern_updated | concern_final | report_abandoned
+    # (the reporter cancelled after an early alert) | report_moved (switched to a procedure
+    # for other recipients after an early alert: the old card gets no more detail)
+    kind: str
     concern: Concern
 
 

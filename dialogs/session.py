@@ -181,10 +181,13 @@ class Session:
             was_raised = self.state.get("raised", False)
             if was_raised:
                 with self._run() as run:
-                    self._events.append(Event("report_abandoned", run.concern(self._id(), now)))
+                    concern = run.concern(self._id(), now)
+                # Never a silent retraction: the alert stays, marked as stopped by the reporter.
+                self._events.append(Event("report_abandoned", concern))
+                to = recipient(self.profile, concern.routing.route, concern.subject_ids)
                 self._say(
-                    "Stopped. The alert the DSL team already has stays open with what you "
-                    "recorded; please tell them in person what has changed."
+                    f"Stopped. The alert {to} already has stays open with what you recorded, "
+                    "marked as stopped by you; please tell them in person what has changed."
                 )
             else:
                 self._say("Cancelled. Nothing was sent and nothing was kept.")
@@ -227,13 +230,17 @@ class Session:
         self.state["mode"] = "confirm_cancel"
         self._answered.append(("", "You pressed Cancel."))
         raised = self.state.get("raised", False)
+        if raised:
+            with self._run() as run:
+                so_far = run.concern(self._id(), now)
+            to = recipient(self.profile, so_far.routing.route, so_far.subject_ids)
         self._replies.append(
             Reply(
                 kind="confirm",
                 title="Cancel this report?",
                 text=(
-                    "The DSL team already has the alert for this report; cancelling stops "
-                    "adding to it."
+                    f"{to[0].upper()}{to[1:]} already has the alert for this report; "
+                    "cancelling stops adding to it, and the alert says you stopped."
                     if raised
                     else "Nothing has been sent yet. If you cancel, your answers are deleted."
                 ),
@@ -261,7 +268,15 @@ class Session:
 
     # -- running a flow ---------------------------------------------------------------
 
-    def _start(self, flow_id: str, now: datetime, prefill: Mapping[str, Any] | None = None) -> None:
+    def _start(
+        self,
+        flow_id: str,
+        now: datetime,
+        prefill: Mapping[str, Any] | None = None,
+        raised: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Start a flow; after a switch, `prefill` holds the answers kept and `raised` the
+        early alert already sent (its route, when and at which step)."""
         flow = self.flows[flow_id]
         self.state = {
             "mode": "flow",
@@ -269,6 +284,15 @@ class Session:
             "raised": False,
             "flow": flow.new_state(now, prefill),
         }
+        if raised and raised["route"] == flow.definition.route:
+            # The same people keep the same alert: later answers update that card.
+            self.state["raised"] = True
+            self.state["flow"]["raised_at"] = raised["at"]
+            self.state["flow"]["raised_step"] = raised["step"]
+        elif raised:
+            # The alert already sent went to other people: this report is a new concern for
+            # its own recipients, and nothing from here on is added to the old card.
+            self.state["concern_id"] = self.new_id()
         definition = flow.definition
         if not prefill:
             self._answered.append(("Report", definition.short_title))
@@ -286,8 +310,10 @@ class Session:
             self._replies.append(contacts.out_of_hours(self.profile, now, to))
         if prefill:  # answers kept from the flow we switched from are not asked again
             with self._run() as run:
-                run.skip_prefilled()
+                outcome = run.skip_prefilled()
+                outcome.updated = self.state["raised"]  # the same card now shows this procedure
                 self._save(run)
+                self._alert_events(run, outcome, now)
         return self._reprompt(now)
 
     def _answer(self, raw: Any, now: datetime) -> None:
@@ -303,14 +329,24 @@ class Session:
                 self._answered.append((step.label, run.display(step, run.data["answers"][step.id])))
             for message in outcome.say:
                 self._say(message, urgent=True)
-            if outcome.raised:
-                self.state["raised"] = True
-                self._events.append(Event("concern_raised", run.concern(self._id(), now)))
-            elif outcome.updated:
-                self._events.append(Event("concern_updated", run.concern(self._id(), now)))
-            carry = run.carry_over() if outcome.switch_to else None
+            carry = raised = None
+            if outcome.switch_to:
+                carry = run.carry_over()
+                if self.state.get("raised"):
+                    raised = {
+                        "route": run.route(),
+                        "at": run.data["raised_at"],
+                        "step": run.data["raised_step"],
+                    }
+                    if self.flows[outcome.switch_to].definition.route != raised["route"]:
+                        # The answer that switched may name an adult in the school: it is never
+                        # added to the card the first recipients hold. That card says only
+                        # that the report went on elsewhere.
+                        self._events.append(Event("report_moved", run.concern(self._id(), now)))
+            else:
+                self._alert_events(run, outcome, now)
         if outcome.switch_to:
-            return self._start(outcome.switch_to, now, prefill=carry)
+            return self._start(outcome.switch_to, now, prefill=carry, raised=raised)
         if outcome.exited:
             self.state = {"mode": "idle"}
             return self._say("That is the end of this procedure. Nothing else needs sending.")
@@ -318,6 +354,21 @@ class Session:
             self.state["mode"] = "summary"
             return self._show_summary(now)
         return self._reprompt(now)
+
+    def _alert_events(self, run: FlowRun, outcome: Any, now: datetime) -> None:
+        """An early alert (urgent, or a missing child) goes out now; later answers update it."""
+        if outcome.raised:
+            self.state["raised"] = True
+            concern = run.concern(self._id(), now)
+            self._events.append(Event("concern_raised", concern))
+            to = recipient(self.profile, concern.routing.route, concern.subject_ids)
+            self._say(
+                f"Saved, and sending an alert to {to} now with what you have recorded so far. "
+                "Carry on: each answer you give updates that same alert.",
+                urgent=True,
+            )
+        elif outcome.updated and self.state.get("raised"):
+            self._events.append(Event("concern_updated", run.concern(self._id(), now)))
 
     def _show_summary(self, now: datetime) -> None:
         with self._run() as run:
@@ -356,9 +407,13 @@ class Session:
             concern = run.concern(self._id(), now)
         self._events.append(Event("concern_final", concern))
         to = recipient(self.profile, concern.routing.route, concern.subject_ids)
-        self._say(
-            f"Saved. Sending your report to {to} now - I will tell you when it has been delivered."
-        )
+        if self.state.get("raised"):
+            self._say(f"Saved. The alert {to} already has is now complete with all your answers.")
+        else:
+            self._say(
+                f"Saved. Sending your report to {to} now - I will tell you when it has been "
+                "delivered."
+            )
         self.state = {"mode": "idle", "last_concern_id": concern.id}
 
     # -- helpers ----------------------------------------------------------------------

@@ -26,6 +26,12 @@ FLAGS: tuple[str, ...] = (
     "SEND",
 )
 
+# Flags that send the alert at once, before the report is finished (issue 7 s2): the DSL
+# must not wait for the reporter to reach the end of the form.
+URGENT_FLAGS: frozenset[str] = frozenset(
+    {"URGENT", "CALL-999", "POLICE-NOW", "GOING-HOME-TO-ALLEGED-ABUSER"}
+)
+
 # Who must receive the alert. Allegations never go to the DSL team's channel.
 ROUTES: dict[str, str] = {
     "dsl_team": "The Designated Safeguarding Lead team",
@@ -88,7 +94,7 @@ class Concern:
     title: str
     school_id: str
     reporter: Reporter
-    status: str  # raised (still being completed, e.g. missing child) or final
+    status: str  # raised (sent early, still being completed) or final
     started_at: str
     raised_at: str | None = None
     finished_at: str | None = None

@@ -50,6 +50,21 @@ def _add_one_month(at: datetime) -> datetime:
             day -= 1
 
 
+def _school_day(at: datetime, days: WorkingDays, profile: Any, day: int | None) -> datetime | None:
+    """The end of the `day`-th school day counting the day of `at` as day 1."""
+    if not day:
+        return None
+    first = at.astimezone(days.tz).date()
+    if not days.is_working_day(first):
+        first = days.next_working_day(first)
+    return datetime.combine(days.add_working_days(first, day - 1), profile.school_end, days.tz)
+
+
+def _missing_police(at: datetime, _: WorkingDays, profile: Any) -> datetime | None:
+    minutes = profile.rules.missing_minutes_before_police
+    return at + timedelta(minutes=minutes) if minutes else None
+
+
 DEADLINES: dict[str, DeadlineRule] = {
     "lado_one_working_day": DeadlineRule(
         label="The case manager informs the LADO",
@@ -94,12 +109,32 @@ DEADLINES: dict[str, DeadlineRule] = {
         # counted from the report: the phone referral comes after it, so this is never late
         due=_written_referral,
     ),
+    # Only where the school sets a number (no seed does): counted from when last seen.
     "missing_police_threshold": DeadlineRule(
-        label="Report to the police if the child is still not found",
+        label="Report to the police if the child is still not found (the school's own time "
+        "limit, from when the child was last seen)",
         owner="dsl_team",
-        source="Seed 004 Appendix C (Essex missing children protocol); school profile",
-        due=lambda at, _days, profile: (
-            at + timedelta(minutes=profile.rules.missing_minutes_before_police)
+        source="School profile rules.missing_minutes_before_police; seed 004 Appendix C",
+        due=_missing_police,
+        counts_from="occurred",
+    ),
+    "absence_la_ten_days": DeadlineRule(
+        label="Tell the local authority if the child is still absent without permission after "
+        "10 school days in a row",
+        owner="dsl_team",
+        source="Seed 000 and seed 001 'Children missing from education'; DfE Children missing "
+        "education (2024)",
+        due=lambda at, days, profile: _school_day(at, days, profile, 10),
+        counts_from="occurred",
+    ),
+    "absence_checklist": DeadlineRule(
+        label="Complete the local authority's missing pupil checklist if the child is still "
+        "absent (the school's policy)",
+        owner="dsl_team",
+        source="Seed 001 'Children missing from education' (the MECES checklist by day 6)",
+        due=lambda at, days, profile: _school_day(
+            at, days, profile, profile.rules.absence_checklist_day
         ),
+        counts_from="occurred",
     ),
 }

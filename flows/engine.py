@@ -14,11 +14,11 @@ import jinja2
 from transitions import Machine
 
 from flows.calendar import WorkingDays
-from flows.concern import Action, Concern, Deadline, Detail, Reporter, Routing
+from flows.concern import URGENT_FLAGS, Action, Concern, Deadline, Detail, Reporter, Routing
 from flows.deadlines import DEADLINES
 from flows.definition import FINAL_STATES, Effect, FlowDefinition, Step
 from flows.graph import SWITCH as SWITCHED
-from flows.graph import check_graph
+from flows.graph import check_graph, reachable
 from flows.guards import GUARDS, Facts
 from flows.routing import case_managers, describe, effective_route, subject_people
 
@@ -26,6 +26,9 @@ TRIGGER = "proceed"
 # In a switch's kept answers: the flags the first flow raised (e.g. POLICE-NOW when an adult
 # at the school sent a nude image) stay raised in the flow switched to.
 CARRIED_FLAGS = "_carried_flags"
+DSL_TEAM = "dsl_team"
+# Answers that decide who an allegation is about, and so who may receive it.
+_SUBJECT_FIELDS = frozenset({"subject_role", "subject_name"})
 
 
 class InvalidAnswer(ValueError):
@@ -59,7 +62,7 @@ class Outcome:
     """What answering a step did, for the conversation layer to act on."""
 
     say: list[str] = field(default_factory=list)
-    raised: bool = False  # the concern should go out now (first time)
+    raised: bool = False  # the concern should go out now (first time), before the form ends
     updated: bool = False  # an already-raised concern has a new timestamped entry
     finished: bool = False
     exited: bool = False
@@ -143,6 +146,14 @@ class CompiledFlow:
             auto_transitions=False,
             send_event=True,
         )
+        # Per step: can a later answer still change who receives the report or who it is
+        # about? Until it cannot, an allegation's early alert waits (issue 7 s1/s2).
+        self.recipients_open = {
+            step.id: any(
+                _decides_recipients(definition.step(i)) for i in reachable(definition, step.id)
+            )
+            for step in definition.steps
+        }
 
     @property
     def id(self) -> str:
@@ -188,6 +199,7 @@ class CompiledFlow:
             "history": [],
             "started_at": now.isoformat(),
             "raised_at": None,
+            "raised_step": None,
             "prefill": prefill,
             "carried_flags": list(carried.get("value") or []),
         }
@@ -325,7 +337,7 @@ class FlowRun:
         now = now.astimezone(self.context.profile.timezone)
         step = self.step
         value = self._parse(step, raw, now)
-        outcome = Outcome()
+        outcome = Outcome(updated=self.raised)
         self._record(step, value, now, outcome)
         self._advance(now, outcome)
         return outcome
@@ -350,11 +362,6 @@ class FlowRun:
                 outcome.say.append(render(effect.say, context))
             if effect.switch_to:
                 outcome.switch_to = effect.switch_to
-        if self.raised:
-            outcome.updated = True
-        elif step.raise_concern:
-            self.data["raised_at"] = now.isoformat()
-            outcome.raised = True
 
     def _advance(self, now: datetime, outcome: Outcome) -> None:
         if not self.trigger(TRIGGER):  # type: ignore[attr-defined]
@@ -373,9 +380,35 @@ class FlowRun:
         if self.finished:
             # Kept answers the new path never reached are from an abandoned path: drop them.
             self.data["prefill"] = {}
+        self._raise_if_due(outcome)
         outcome.finished = self.state == "done"
         outcome.exited = self.state == "exit"
         return outcome
+
+    def alert_due(self) -> bool:
+        """Should the alert go out now, before the report is finished? When a step says so
+        (a missing child: at once), or an urgent flag is up (URGENT, CALL-999, POLICE-NOW,
+        GOING-HOME-TO-ALLEGED-ABUSER) - on the DSL route at once; on an allegation route only
+        once no later answer can change who it is about or who receives it, because the
+        person it would go to may be the adult concerned."""
+        answered = (self.definition.step(step_id) for step_id in self.data["history"])
+        if any(step.raise_concern for step in answered):
+            return True
+        if not set(self.flags()) & URGENT_FLAGS:
+            return False
+        if self.route() == DSL_TEAM and self.definition.route == DSL_TEAM:
+            return True
+        return self.finished or not self.flow.recipients_open[self.state]
+
+    def _raise_if_due(self, outcome: Outcome) -> None:
+        if self.raised or self.state in {"exit", SWITCHED} or not self.data["history"]:
+            return  # after a switch, the flow switched to decides
+        if self.alert_due():
+            times = self.data["answered_at"]
+            self.data["raised_at"] = max(times.values(), key=datetime.fromisoformat)
+            self.data["raised_step"] = self.data["history"][-1]
+            outcome.raised = True
+            outcome.updated = False
 
     def back(self) -> bool:
         """Return to the previous question, forgetting the answer given there."""
@@ -480,7 +513,7 @@ class FlowRun:
                 concern.details.append(Detail(step.id, step.label, shown))
             if after_raise:
                 concern.timeline.append(Action(step.label, shown, at))
-            after_raise = after_raise or (step.raise_concern and self.raised)
+            after_raise = after_raise or (self.raised and step.id == self.data.get("raised_step"))
             for effect in _effects_of(step, value):
                 deadline_ids.extend(d for d in effect.deadlines if d not in deadline_ids)
         route = self.route()
@@ -524,6 +557,11 @@ def _effects_of(step: Step, value: Any) -> list[Effect]:
     if step.choices and value is not None:
         return [step.effect, step.choice(_choice_key(value)).effect]
     return [step.effect]
+
+
+def _decides_recipients(step: Step) -> bool:
+    effects = [step.effect, *(choice.effect for choice in step.choices)]
+    return step.records in _SUBJECT_FIELDS or any(e.route or e.switch_to for e in effects)
 
 
 def _choice_key(value: Any) -> str:

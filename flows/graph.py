@@ -199,3 +199,9 @@ def _texts_by_route(flow: FlowDefinition) -> Iterator[tuple[str, str, str]]:
                 if choice.effect.say:
                     after = choice.effect.route or after_step
                     yield f"{where}.{choice.value}.say", after, choice.effect.say
+
+
+def reachable(flow: FlowDefinition, start: str) -> set[str]:
+    """Step ids that can still be asked from `start` (itself included), within this flow."""
+    graph = {step.id: [dest for _, dest in edges(step)] for step in flow.steps}
+    return {state for state in _walk(start, graph) if state in graph}

@@ -37,10 +37,6 @@ _SOCIAL_CARE_NAMES = {
     "out_of_hours_social_care": "out-of-hours children's social care",
 }
 
-# No seed policy gives a number of minutes. The Essex missing-child protocol (seed 004,
-# Appendix C) says report to police as soon as the active steps fail, so the default is short.
-DEFAULT_MISSING_MINUTES_BEFORE_POLICE = 15
-
 _GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 _SLUG = re.compile(r"^[a-z0-9]+(?:[-_][a-z0-9]+)*$")
 _HHMM = re.compile(r"^([01][0-9]|2[0-3]):([0-5][0-9])$")
@@ -210,7 +206,22 @@ class LocalRules:
     referral_consent: str | None = None
     # Seed 003 section 10: who else deals with child-on-child abuse, and the police rule.
     child_on_child_rule: str | None = None
-    missing_minutes_before_police: int = DEFAULT_MISSING_MINUTES_BEFORE_POLICE
+    # Missing child (seed 004 Appendix C). No seed gives a number of minutes before the police
+    # are called: without one (null), staff are told to report as soon as the checks fail.
+    # A school's own number is counted from the time the child was last seen.
+    missing_minutes_before_police: int | None = None
+    # Local words in the missing-child procedure, so a Hull school is not told Essex terms.
+    missing_police_force: str = "the police"
+    missing_return_interview: str = (
+        "an independent return interview (the local authority arranges one for a child who "
+        "has been missing)"
+    )
+    # Children missing education (unexplained absence). Every school tells the local
+    # authority after 10 school days' continuous unauthorised absence (seed 000; seed 001).
+    absence_local_authority: str = "the local authority's children missing education team"
+    # Seed 001: a local checklist completed by a given day of absence (Essex MECES: day 6).
+    absence_checklist: str | None = None
+    absence_checklist_day: int | None = None
     incomplete_report_reminder_minutes: int = 10
     incomplete_report_notice_minutes: int = 30
 
@@ -438,11 +449,39 @@ _SECTIONS: dict[str, frozenset[str]] = {
             "referral_consent",
             "child_on_child_rule",
             "missing_minutes_before_police",
+            "missing_police_force",
+            "missing_return_interview",
+            "absence_local_authority",
+            "absence_checklist",
+            "absence_checklist_day",
             "incomplete_report_reminder_minutes",
             "incomplete_report_notice_minutes",
         }
     ),
 }
+_OPTIONAL_TEXT_RULES = frozenset(
+    {
+        "recording_system",
+        "referral_consent",
+        "child_on_child_rule",
+        "missing_police_force",
+        "missing_return_interview",
+        "absence_local_authority",
+        "absence_checklist",
+    }
+)
+# Text rules whose null means "none" (the others keep their wording default when null).
+_NULL_MEANS_NONE = frozenset(
+    {"recording_system", "referral_consent", "child_on_child_rule", "absence_checklist"}
+)
+_NULLABLE_NUMBER_RULES = frozenset(
+    {
+        "written_record_hours",
+        "written_referral_hours",
+        "missing_minutes_before_police",
+        "absence_checklist_day",
+    }
+)
 _PERSON_KEYS = frozenset({"name", "aad_object_id", "email", "phone"})
 _CONTACT_KEYS = frozenset(
     {
@@ -939,12 +978,13 @@ def _build_school(
     for key, src in rl.items():
         if key in {"fgm_police_before_dsl", "fgm_all_staff_report_to_police"}:
             rules_kwargs[key] = ck.boolean(src)
-        elif key in {"recording_system", "referral_consent", "child_on_child_rule"}:
-            rules_kwargs[key] = ck.optional_text(src)
+        elif key in _OPTIONAL_TEXT_RULES:
+            text = ck.optional_text(src)
+            if text is not None or key in _NULL_MEANS_NONE:
+                rules_kwargs[key] = text
         else:
-            rules_kwargs[key] = ck.minutes(
-                src, allow_null=key in {"written_record_hours", "written_referral_hours"}
-            )
+            nullable = key in _NULLABLE_NUMBER_RULES
+            rules_kwargs[key] = ck.minutes(src, allow_null=nullable)
     rules = LocalRules(**rules_kwargs)
 
     if ck.problems or None in (sid, name, tenant, la, days, start, end, dsl, head, chair):

@@ -83,8 +83,8 @@ WALKS = {
         "yes",
     ],
     "missing_child": [
-        "no",
         CHILD,
+        "no",
         "3B",
         "now",
         "field",
@@ -98,6 +98,19 @@ WALKS = {
         "No social worker",
         "Not yet",
         "Not known",
+    ],
+    "absence": [
+        "no",
+        CHILD,
+        "4C",
+        "now",
+        "Tried every contact - no answer from anyone",
+        "Not known",
+        "no",
+        "Not yet - the DSL will arrange them",
+        "1",
+        "Called mum and both emergency contacts",
+        "yes",
     ],
     "allegation": [
         "no",
@@ -360,5 +373,5 @@ async def test_stopping_a_raised_missing_child_report_keeps_the_alert_and_says_s
     await bot.say("yes")
     await bot.settle()
     last_card = bot.connector.requests_to(ALERT_UPDATES, "PUT")[-1].json
-    assert "The reporter stopped recording" in str(last_card)
+    assert "STOPPED BY THE REPORTER" in str(last_card)
     assert "Premises and surrounding area searched" in str(last_card)  # what they did record

@@ -68,17 +68,19 @@ def test_every_plain_walk_finishes() -> None:
 def test_immediate_danger_is_asked_first_and_yes_says_phone_first(flow_id: str) -> None:
     profile = with_emergency_number(school(), "112")
     w = walk(flow_id, plain(flow_id, immediate_danger="yes"), profile=profile)
-    assert w.asked[0] == "immediate_danger"
-    outcome = w.outcomes[0]
+    # A missing child's alert goes on the first answer (which child); 999 is asked next.
+    first = 1 if flow_id == "missing_child" else 0
+    assert w.asked[first] == "immediate_danger"
+    outcome = w.outcomes[first]
     assert any("112" in text for text in outcome.say), outcome.say
     assert not any("999" in text for text in outcome.say)
     # the instruction to phone is shown before the next question
     say_at = w.transcript.index(("say", "immediate_danger", outcome.say[0]))
     next_prompt_at = next(
-        i for i, (kind, step, _) in enumerate(w.transcript) if kind == "prompt" and i > 0
+        i for i, (kind, step, _) in enumerate(w.transcript) if kind == "prompt" and i > say_at - 1
     )
     assert say_at < next_prompt_at
-    assert w.asked[1] == "emergency_called"
+    assert w.asked[first + 1] == "emergency_called"
     assert {"URGENT", "CALL-999"} <= set(w.concern.flags)
     assert w.concern.priority == "urgent"
     assert "Emergency services called at" in actions(w.concern)
@@ -89,7 +91,7 @@ def test_no_immediate_danger_is_not_urgent(flow_id: str) -> None:
     w = walk(flow_id, plain(flow_id))
     assert "emergency_called" not in w.asked
     assert not {"URGENT", "CALL-999"} & set(w.concern.flags)
-    assert w.outcomes[0].say == []
+    assert w.outcomes[w.asked.index("immediate_danger")].say == []
 
 
 # -- nudes -----------------------------------------------------------------------------------
@@ -424,21 +426,19 @@ def test_lado_deadline_over_a_bank_holiday_weekend() -> None:
 # -- missing child ---------------------------------------------------------------------------
 
 
-def test_missing_child_alert_goes_out_before_the_search() -> None:
+def test_missing_child_alert_goes_out_on_the_first_answer() -> None:
     w = walk("missing_child", plain("missing_child"))
-    raised_at = w.asked.index("description")
-    assert [o.raised for o in w.outcomes].index(True) == raised_at
-    assert w.asked[raised_at + 1] == "search_premises"
-    assert not any(o.updated for o in w.outcomes[:raised_at])
-    assert not any(o.raised for o in w.outcomes[raised_at + 1 :])
-    assert all(o.updated for o in w.outcomes[raised_at + 1 :])
-    assert "alerted" in " ".join(w.outcomes[raised_at].say)
+    assert w.asked[:2] == ["child_name", "immediate_danger"]  # which child, then 999
+    assert w.outcomes[0].raised  # seed 004 App. C: "must be addressed immediately"
+    assert not any(o.raised for o in w.outcomes[1:])
+    assert all(o.updated for o in w.outcomes[1:])
+    rules = " ".join(w.prompts[0].rules)
+    assert rules.startswith("Raise the alarm and start searching now - then record here.")
     # every later step is a timeline entry with the time it was recorded
     c = w.concern
-    assert c.raised_at == (NOW + raised_at * TICK).isoformat()
-    expected = [(NOW + i * TICK).isoformat() for i in range(raised_at + 1, len(w.asked))]
+    assert c.raised_at == NOW.isoformat()
+    expected = [(NOW + i * TICK).isoformat() for i in range(1, len(w.asked))]
     assert [a.at for a in c.timeline] == expected
-    assert c.timeline[0].label == "Premises and surrounding area searched"
 
 
 def test_missing_child_concern_is_live_while_the_search_goes_on() -> None:
@@ -449,10 +449,47 @@ def test_missing_child_concern_is_live_while_the_search_goes_on() -> None:
     assert c.status == "raised"
     assert (c.child_name, c.observations) == ("Leo Jones", "Small, red coat, blue school jumper")
     assert c.location == "Playground, seen by Mrs Hill"
-    assert c.timeline == []
-    minutes = school().rules.missing_minutes_before_police
-    raised = datetime.fromisoformat(c.raised_at)
-    assert deadline(c, "missing_police_threshold") == raised + timedelta(minutes=minutes)
+    # no seed gives a number of minutes: without a school setting there is no invented deadline
+    assert school().rules.missing_minutes_before_police is None
+    assert "missing_police_threshold" not in deadline_ids(c)
+
+
+def test_a_school_police_time_counts_from_when_the_child_was_last_seen() -> None:
+    profile = dataclasses.replace(
+        school(), rules=dataclasses.replace(school().rules, missing_minutes_before_police=20)
+    )
+    w = walk("missing_child", plain("missing_child", last_seen_at="09:40"), profile=profile)
+    last_seen = NOW.replace(hour=9, minute=40)
+    assert deadline(w.concern, "missing_police_threshold") == last_seen + timedelta(minutes=20)
+    help_text = w.prompt_for("police_report").help or ""
+    assert "20 minutes after the child was last seen" in help_text
+
+
+def test_without_a_school_time_staff_report_as_soon_as_the_checks_fail() -> None:
+    w = walk("missing_child", plain("missing_child"))
+    help_text = " ".join((w.prompt_for("police_report").help or "").split())
+    assert "report to the police as soon as these checks fail - your school has not set a time" in (
+        help_text.lower()
+    )
+
+
+@pytest.mark.parametrize(
+    ("school_id", "force", "chat"),
+    [("buttsbury-junior", "Essex Police", True), ("griffin-primary", "the police", False)],
+)
+def test_missing_child_words_come_from_the_profile(school_id: str, force: str, chat: bool) -> None:
+    answers = plain(
+        "missing_child",
+        found_yet="found",
+        found_at="now",
+        police_told_found="told",
+        return_observations="skip",
+    )
+    w = walk("missing_child", answers, profile=school(school_id))
+    shown = " ".join(p.text for p in w.prompts) + w.concern.dsl_decision
+    assert force in w.prompt_for("police_report").text
+    assert ("missing chat" in shown) is chat
+    assert ("Essex" in shown) is (school_id != "griffin-primary")
 
 
 @pytest.mark.parametrize("where", ["search_premises", "contact_child", "contact_parents"])
@@ -477,7 +514,6 @@ def test_missing_child_not_found_is_reported_to_the_police() -> None:
     assert w.asked[w.asked.index("contact_parents") + 1] == "police_report"
     prompt = w.prompt_for("police_report")
     assert "101" in prompt.text and "999" in prompt.text
-    assert str(school().rules.missing_minutes_before_police) in (prompt.help or "")
     assert w.concern.police_reference == "INC-0042"
     assert actions(w.concern)["Reported missing to the police"] == (
         "Reported on the non-emergency number"
@@ -646,3 +682,32 @@ def test_allegation_immediate_danger_names_the_case_managers_not_the_dsl(school_
     assert "Do not tell the adult concerned" in said
     assert "DSL" not in said and profile.dsl.name not in said
     assert all(p.name in said for p in profile.case_managers)
+
+
+# -- children missing education (unexplained absence) ------------------------------------------
+
+
+def test_absence_deadlines_count_school_days_from_the_first_day_missed() -> None:
+    # first missed on Monday 16 Nov 2026; the report is made on Wednesday 18 Nov
+    answers = plain("absence", first_day_absent="2026-11-16 08:40")
+    buttsbury = walk("absence", answers)
+    assert deadline_ids(buttsbury.concern) == {"absence_la_ten_days"}  # no local checklist
+    ten = deadline(buttsbury.concern, "absence_la_ten_days")
+    assert (ten.date().isoformat(), ten.strftime("%H:%M")) == ("2026-11-27", "15:30")
+    hera = walk("absence", answers, profile=school(HERA))  # seed 001: MECES by day 6 and 10
+    assert deadline_ids(hera.concern) == {"absence_la_ten_days", "absence_checklist"}
+    assert deadline(hera.concern, "absence_checklist").date().isoformat() == "2026-11-23"
+    assert "MECES" in (hera.prompt_for("days_absent").help or "")
+
+
+def test_an_explained_absence_ends_without_sending_anything() -> None:
+    w = walk("absence", plain("absence", first_day_calls="explained", reason_worries="no"))
+    assert w.step == "exit"
+    assert "Nothing needs sending" in w.said()
+
+
+def test_a_carer_who_does_not_know_where_the_child_is_makes_it_police_now() -> None:
+    w = walk("absence", plain("absence", first_day_calls="carer_does_not_know"))
+    assert {"URGENT", "POLICE-NOW"} <= set(w.concern.flags)
+    assert w.outcome_of("first_day_calls").raised  # the alert goes at once
+    assert "101" in w.said()

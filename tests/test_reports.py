@@ -139,7 +139,7 @@ async def test_open_concerns_for_the_dsl_unacknowledged_first_and_never_allegati
 
 async def test_open_concerns_puts_overdue_before_the_rest_and_marks_it(bot):
     await file_report(bot, REPORTER, "disclosure", CHILD)
-    await file_report(bot, OTHER, "missing_child", OTHER_CHILD)  # police threshold deadline
+    await file_report(bot, OTHER, "absence", OTHER_CHILD)  # the 10-school-day deadline
     await acknowledge(bot, CHILD)
     await acknowledge(bot, OTHER_CHILD)
 
@@ -147,7 +147,7 @@ async def test_open_concerns_puts_overdue_before_the_rest_and_marks_it(bot):
     assert "OVERDUE" not in text
     assert text.index(CHILD) < text.index(OTHER_CHILD)  # oldest first when nothing is late
 
-    bot.clock.advance(hours=3)
+    bot.clock.advance(days=14)
     text = shown(only_card(await ask(bot, DSL, "open")))
-    assert "OVERDUE - Report to the police if the child is still not found" in text
+    assert "OVERDUE - Tell the local authority" in text
     assert text.index(OTHER_CHILD) < text.index(CHILD)

@@ -11,6 +11,7 @@ import pytest
 
 from dialogs.replies import Reply, TurnResult
 from dialogs.session import Session
+from flows.catalogue import catalogue
 from flows.concern import Reporter
 from flows.profile import load_organisation
 
@@ -85,14 +86,15 @@ def test_free_text_is_triaged_to_a_suggestion_that_must_be_confirmed(text, expec
     assert chat.state["mode"] == "triage"  # nothing started: never silently guessed
     assert "Nothing has been sent" in menu.text
     chat.send(value={"action": "start", "flow": expected})
-    assert chat.step == "immediate_danger"
+    # a missing child's alert goes on the first answer, so "which child" comes first
+    assert chat.step == ("child_name" if expected == "missing_child" else "immediate_danger")
 
 
 def test_unrecognised_free_text_shows_the_full_menu():
     chat = Chat()
     result = chat.send("hello")
     assert result.replies[-1].kind == "menu"
-    assert len(result.replies[-1].options) == 7
+    assert len(result.replies[-1].options) == len(catalogue())
 
 
 def test_typing_the_number_of_a_suggestion_starts_it():
@@ -255,17 +257,18 @@ def test_disclosure_about_staff_moves_to_the_allegation_route_without_re_asking(
     assert [d.id for d in concern.deadlines] == ["lado_one_working_day"]
 
 
-def test_missing_child_alert_is_raised_before_the_first_search_question():
+def test_missing_child_alert_is_raised_on_the_first_answer():
     chat = Chat()
     chat.send(value={"action": "start", "flow": "missing_child"})
-    chat.say("no", "Ben Example", "3B", "09:40", "field, by Mrs Example")
     assert chat.events == []
-    result = chat.send("red jumper, grey trousers")
+    result = chat.send("Ben Example")
     assert [e.kind for e in chat.events] == ["concern_raised"]
-    assert last_question(result).submit["step"] == "search_premises"
+    assert chat.events[0].concern.child_name == "Ben Example"
+    assert last_question(result).submit["step"] == "immediate_danger"
+    chat.say("no", "3B", "09:40", "field, by Mrs Example", "red jumper, grey trousers")
     chat.send("Searched - not found")
-    assert [e.kind for e in chat.events] == ["concern_raised", "concern_updated"]
-    assert chat.events[-1].concern.timeline[0].label == "Premises and surrounding area searched"
+    assert {e.kind for e in chat.events[1:]} == {"concern_updated"}
+    assert chat.events[-1].concern.timeline[-1].label == "Premises and surrounding area searched"
 
 
 # -- contacts -----------------------------------------------------------------------------
