@@ -42,6 +42,36 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_rotate_key(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from bot.keys import add_local_key, load_codec, new_key
+    from bot.settings import Settings
+    from bot.store import SqliteStore
+
+    if args.new_key:
+        print(new_key())
+        return 0
+    environ = dict(os.environ)
+    if args.data:
+        environ["DATA_DIR"] = args.data
+    settings = Settings.from_environ(environ)
+    if args.new_local_key:
+        if not settings.local_development or settings.data_key or settings.key_vault_url:
+            raise ConfigError("--new-local-key is for local development (the key file) only.")
+        add_local_key(settings.data_dir)
+    if not settings.database_path.exists():
+        raise ConfigError(f"no store at {settings.database_path}")
+    store = SqliteStore(settings.database_path, codec=load_codec(settings))
+    try:
+        counts = asyncio.run(store.reseal())
+    finally:
+        store.close()
+    rows = ", ".join(f"{table} {n}" for table, n in counts.items())
+    print(f"re-encrypted under the current data key: {sum(counts.values())} rows ({rows})")
+    return 0
+
+
 def cmd_draw(args: argparse.Namespace) -> int:
     from flows.catalogue import load_definitions
     from flows.diagram import document, mermaid
@@ -86,6 +116,22 @@ def build_parser() -> argparse.ArgumentParser:
         "talk to the bot unauthenticated (demos on a trusted network only)",
     )
     server.set_defaults(func=cmd_serve)
+
+    rotate = sub.add_parser(
+        "rotate-key",
+        help="re-encrypt the stored words and names under the current data key",
+        description="After a new DATA_KEY (old one moved to DATA_OLD_KEYS), or a new Key "
+        "Vault secret version, and a restart: re-encrypts every row still under an old key. "
+        "Afterwards the old key can be retired.",
+    )
+    rotate.add_argument("--data", default=None, help="data directory (env DATA_DIR)")
+    rotate.add_argument("--new-key", action="store_true", help="print a fresh key and exit")
+    rotate.add_argument(
+        "--new-local-key",
+        action="store_true",
+        help="local development: add a new key to the data folder's key file first",
+    )
+    rotate.set_defaults(func=cmd_rotate_key)
 
     flows = sub.add_parser("flows", help="the procedures")
     flows_sub = flows.add_subparsers(dest="flows_command", required=True)

@@ -18,6 +18,7 @@ from bot.app import create_app
 from bot.clock import FileClock, utc_now
 from bot.connector import TeamsConnector
 from bot.handler import SafeguardingBot
+from bot.keys import load_codec
 from bot.metrics import Metrics, watch_store
 from bot.settings import UNSAFE_BIND_FLAG, Settings, is_loopback
 from bot.store import SqliteStore, open_store
@@ -46,8 +47,9 @@ def build_server(
     default_service_url: str = "https://smba.trafficmanager.net/uk/",
     poll_seconds: float = 1.0,
 ) -> Server:
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    store = open_store(settings.database_path, clock=clock)
+    # The key first: production without one refuses to start before anything is created.
+    codec = load_codec(settings)
+    store = open_store(settings.database_path, clock=clock, codec=codec)
     adapter = create_adapter(settings, apology=APOLOGY_LEAD + phone_now(school))
     messenger = TeamsConnector(adapter, settings.app_id)
     alerts = AlertService(

@@ -76,6 +76,11 @@ class Settings:
     # Days a CLOSED concern is kept before it is deleted (audited). None: kept for ever -
     # the school's records-retention policy decides (CLOSED_CONCERN_RETENTION_DAYS).
     closed_concern_retention_days: int | None = None
+    # The data key (bot/keys.py): base64 in the environment, or an Azure Key Vault secret.
+    data_key: Secret = field(default_factory=lambda: Secret(""))
+    data_old_keys: Secret = field(default_factory=lambda: Secret(""))
+    key_vault_url: str = ""
+    key_vault_secret_name: str = ""
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -140,6 +145,10 @@ class Settings:
             profile_path=Path(profile) if profile else None,
             school_id=get("SCHOOL_ID") or None,
             allowed_tenant_ids=allowed,
+            data_key=Secret(get("DATA_KEY")),
+            data_old_keys=Secret(get("DATA_OLD_KEYS")),
+            key_vault_url=get("KEY_VAULT_URL"),
+            key_vault_secret_name=get("KEY_VAULT_SECRET_NAME"),
         )
 
     @property

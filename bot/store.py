@@ -19,7 +19,9 @@ import contextvars
 import copy
 import json
 import logging
+import os
 import sqlite3
+import stat
 import threading
 import uuid
 from collections import OrderedDict
@@ -35,6 +37,7 @@ from botbuilder.core import Storage, StoreItem
 from botbuilder.schema import ConversationReference
 
 from bot.errors import ConflictError, StoreError
+from bot.sealing import FieldCodec, Sensitive, reseal
 from flows.concern import Concern
 
 logger = logging.getLogger(__name__)
@@ -493,9 +496,12 @@ class SqliteStore(Storage):
         clock: Callable[[], datetime] = _utcnow,
         lease: timedelta = DEFAULT_LEASE,
         delivery_lease: timedelta = DELIVERY_LEASE,
+        codec: FieldCodec | None = None,
     ) -> None:
         super().__init__()
         self.path = Path(path)
+        # Seals the columns holding words and names (bot/sealing.py); None only in unit tests.
+        self._codec = codec
         self._clock = clock
         self._lease = lease
         self.delivery_lease = delivery_lease
@@ -509,7 +515,7 @@ class SqliteStore(Storage):
         self._refs_written: OrderedDict[tuple[str, str], str] = OrderedDict()
         try:
             if str(self.path) != ":memory:":
-                self.path.parent.mkdir(parents=True, exist_ok=True)
+                _make_private(self.path)
             conn = self._connect()
             self._migrate(conn)
         except sqlite3.Error as exc:
@@ -519,10 +525,10 @@ class SqliteStore(Storage):
     # -- lifecycle -------------------------------------------------------------------------
 
     def _connect(self) -> sqlite3.Connection:
-        conn = sqlite3.connect(
-            self.path, isolation_level=None, check_same_thread=False, timeout=10.0
-        )
-        conn.row_factory = sqlite3.Row
+        connect = self._codec.connect if self._codec else sqlite3.connect
+        conn = connect(self.path, isolation_level=None, check_same_thread=False, timeout=10.0)
+        if self._codec is None:
+            conn.row_factory = sqlite3.Row
         conn.execute("PRAGMA journal_mode=WAL")
         # FULL: a commit is on disk before anyone is told "saved" (README, Performance).
         conn.execute("PRAGMA synchronous=FULL")
@@ -577,6 +583,13 @@ class SqliteStore(Storage):
             )
         except (StoreError, sqlite3.Error):
             return False
+
+    async def reseal(self) -> dict[str, int]:
+        """Re-encrypt every sealed column under the current data key (`rotate-key`)."""
+        codec = self._codec
+        if codec is None:
+            raise StoreError("this store was opened without a data key")
+        return await self._run(lambda conn: self._transaction(conn, lambda c: reseal(c, codec)))
 
     # -- lanes -----------------------------------------------------------------------------
 
@@ -768,7 +781,7 @@ class SqliteStore(Storage):
                 raise StoreError(
                     f"state for a key is not JSON-serialisable ({exc.__class__.__name__})"
                 ) from exc
-            encoded.append((key, etag, text, uuid.uuid4().hex))
+            encoded.append((key, etag, Sensitive(text), uuid.uuid4().hex))
         now = self._now()
 
         def work(conn: sqlite3.Connection) -> None:
@@ -1018,7 +1031,7 @@ class SqliteStore(Storage):
                 "UPDATE concerns SET acknowledged_by = ?, acknowledged_at = ?,"
                 " status = 'acknowledged', updated_at = ?"
                 " WHERE id = ? AND acknowledged_by IS NULL AND status = 'raised'",
-                (by, now, now, concern_id),
+                (Sensitive(by), now, now, concern_id),
             )
             return cur.rowcount == 1
 
@@ -1595,7 +1608,7 @@ class SqliteStore(Storage):
         text = _dumps(data)
         if self._refs_written.get((kind, key)) == text:
             return  # unchanged since this process last wrote it: nothing to write
-        row = (kind, key, text, self._now(at))
+        row = (kind, key, Sensitive(text), self._now(at))
         await self._write(
             lambda conn: conn.execute(
                 "INSERT INTO conversation_refs (kind, key, reference, updated_at)"
@@ -1639,6 +1652,19 @@ def open_store(path: str | Path, **kwargs: Any) -> SqliteStore:
     return SqliteStore(path, **kwargs)
 
 
+def _make_private(path: Path) -> None:
+    """The data folder 0700 and the database 0600 whatever the umask; SQLite gives the -wal
+    and -shm files the database file's mode."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
+    for each, wanted in ((path.parent, 0o700), (path, 0o600)):
+        try:
+            if stat.S_IMODE(each.stat().st_mode) != wanted:
+                each.chmod(wanted)
+        except OSError as exc:  # e.g. a mounted share that ignores modes: say so, carry on
+            logger.warning("could not make %s private (%s)", each, type(exc).__name__)
+
+
 def _statements(script: str) -> list[str]:
     """Split a migration into statements, keeping trigger bodies whole."""
     statements, buffer = [], ""
@@ -1676,7 +1702,7 @@ def _concern_row(concern: Concern, status: str, now: str) -> dict[str, Any]:
         "status": status,
         "priority": concern.priority,
         "routing": concern.routing.route,
-        "payload": _dumps(concern.to_dict()),
+        "payload": Sensitive(_dumps(concern.to_dict())),
         "first_due_at": _first_due(concern.deadlines),
         "now": now,
     }
@@ -1739,8 +1765,8 @@ def _outbox_row(concern_id: str | None, message: OutboxMessage, now: str) -> tup
         str(uuid.uuid4()),
         concern_id,
         message.kind,
-        _dumps(dict(message.target)),
-        _dumps(dict(message.payload)),
+        Sensitive(_dumps(dict(message.target))),
+        Sensitive(_dumps(dict(message.payload))),
         _iso(message.not_before) if message.not_before else now,
         now,
     )
@@ -1775,7 +1801,7 @@ def _insert_timer(conn: sqlite3.Connection, spec: TimerSpec, now: str) -> str:
                 spec.kind,
                 spec.concern_id,
                 _iso(spec.due_at),
-                _dumps(dict(spec.payload)),
+                Sensitive(_dumps(dict(spec.payload))),
                 now,
                 spec.key,
             ),
@@ -1792,7 +1818,7 @@ def _insert_timer(conn: sqlite3.Connection, spec: TimerSpec, now: str) -> str:
             spec.key,
             spec.concern_id,
             _iso(spec.due_at),
-            _dumps(dict(spec.payload)),
+            Sensitive(_dumps(dict(spec.payload))),
             now,
             now,
         ),
