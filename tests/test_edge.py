@@ -302,6 +302,7 @@ class ProductionBot(RunningBot):
             app_type="SingleTenant",
             data_dir=self.data_dir,
             allowed_tenant_ids=frozenset({OUR_TENANT}),
+            data_key=Secret(base64.b64encode(b"k" * 32).decode()),
         )
         self.server = build_server(
             settings, PRODUCTION_SCHOOL, clock=self.clock, default_service_url=self.connector.url
