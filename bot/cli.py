@@ -44,6 +44,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 def cmd_rotate_key(args: argparse.Namespace) -> int:
     import asyncio
+    import sqlite3
 
     from bot.keys import add_local_key, load_codec, new_key
     from bot.settings import Settings
@@ -67,6 +68,13 @@ def cmd_rotate_key(args: argparse.Namespace) -> int:
         counts = asyncio.run(store.reseal())
     finally:
         store.close()
+    # Rewritten rows leave the old ciphertext in free pages and the WAL: rebuild the file.
+    conn = sqlite3.connect(settings.database_path, isolation_level=None)
+    try:
+        conn.execute("VACUUM")
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    finally:
+        conn.close()
     rows = ", ".join(f"{table} {n}" for table, n in counts.items())
     print(f"re-encrypted under the current data key: {sum(counts.values())} rows ({rows})")
     return 0

@@ -32,6 +32,7 @@ SEALED_COLUMNS: Mapping[str, tuple[str, ...]] = {
     "outbox": ("target", "payload"),  # the alert card itself, its recipients
     "timers": ("payload",),  # reminders carry the reporter's name
     "conversation_refs": ("reference",),  # names of people and chats
+    "alert_posts": ("reference",),  # where each copy of an alert was posted
 }
 
 

@@ -589,7 +589,7 @@ class SqliteStore(Storage):
         codec = self._codec
         if codec is None:
             raise StoreError("this store was opened without a data key")
-        return await self._run(lambda conn: self._transaction(conn, lambda c: reseal(c, codec)))
+        return await self._write(lambda conn: reseal(conn, codec))
 
     # -- lanes -----------------------------------------------------------------------------
 
@@ -924,7 +924,14 @@ class SqliteStore(Storage):
         source: str = "sent",
     ) -> bool:
         """Remember one more activity this concern's alert was posted as; False if known."""
-        row = (concern_id, activity_id, _dumps(dict(reference)), int(resend), source, self._now())
+        row = (
+            concern_id,
+            activity_id,
+            Sensitive(_dumps(dict(reference))),
+            int(resend),
+            source,
+            self._now(),
+        )
         return await self._write(
             lambda conn: (
                 conn.execute(

@@ -157,6 +157,8 @@ async def test_rotation_new_writes_use_the_new_key_old_rows_still_read_then_rota
     assert "re-encrypted" in capsys.readouterr().out
 
     assert sealed_key_ids(path) == {b}
+    # Nothing under the old key is left anywhere in the file or its WAL (free pages included).
+    assert MAGIC + a not in raw_bytes(tmp_path)
     store = SqliteStore(path, codec=codec(KEY_B))  # A can now be retired
     assert await read_words(store, "old") == "words sealed under A"
     assert await read_words(store, "new") == "words sealed under B"
