@@ -1277,7 +1277,7 @@ class SqliteStore(Storage):
                     (
                         post.concern_id,
                         post.activity_id,
-                        _dumps(dict(post.reference)),
+                        Sensitive(_dumps(dict(post.reference))),
                         int(post.resend),
                         post.source,
                         now,
@@ -1288,7 +1288,7 @@ class SqliteStore(Storage):
                         "INSERT INTO conversation_refs (kind, key, reference, updated_at)"
                         " VALUES ('alert', ?, ?, ?) ON CONFLICT (kind, key) DO UPDATE SET"
                         " reference = excluded.reference, updated_at = excluded.updated_at",
-                        (post.concern_id, _dumps(dict(post.reference)), now),
+                        (post.concern_id, Sensitive(_dumps(dict(post.reference))), now),
                     )
             for milestone, effects in (once or {}).items():
                 concern_id = effects.concern_id

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import json
 import os
 import sqlite3
 import stat
@@ -13,6 +14,8 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from bot import cli
 from bot.errors import ConfigError
@@ -21,9 +24,11 @@ from bot.sealing import MAGIC, SEALED_COLUMNS, FieldCodec, SealError
 from bot.server import build_server
 from bot.settings import Secret, Settings
 from bot.store import SqliteStore
+from flows.catalogue import load_definitions
 from tests.e2e import DSL, REPORTER, SCHOOL, Clock, RunningBot
 from tests.fakeconnector import FakeConnector
 from tests.test_e2e import CHILD, WALKS, report
+from tests.test_session import Chat
 
 KEY_A = base64.b64encode(b"A" * 32).decode()
 KEY_B = base64.b64encode(b"B" * 32).decode()
@@ -98,6 +103,10 @@ async def test_no_child_words_or_names_in_the_database_bytes_after_full_reports(
     ]
     assert CHILD in str(stored.concern.to_dict())
 
+    # Every value in every sealed column is sealed, under the current key: a write path that
+    # forgets to mark its value Sensitive shows up here as "plain".
+    assert store._codec is not None
+    assert sealed_key_ids(bot.data_dir / DATABASE) == {store._codec.current_key_id}
     on_disk = raw_bytes(bot.data_dir)
     assert MAGIC in on_disk
     for secret in (CHILD, "then he hit me", "bruise left forearm", REPORTER.name, DSL.name):
@@ -298,3 +307,40 @@ async def test_a_finished_report_leaves_no_words_in_the_session_state(
     for answer in WALKS[flow]:
         if len(answer) > 6 and answer not in ("skip", "now"):
             assert answer not in state, answer
+
+
+# -- every path through a session: no report content left once the report is over ---------
+
+MARKER = "Zq-child-said"
+COMMANDS = ("cancel", "yes", "no", "back", "menu", "help", "send", "change 1", "now", "skip")
+
+
+@settings(max_examples=40, deadline=None, derandomize=True, database=None)
+@given(data=st.data())
+def test_no_session_outside_a_report_in_progress_holds_report_content(data: Any) -> None:
+    """Walks that mostly answer properly (so most reports finish and are sent) with commands
+    thrown in at random: cancel, back, change, menu..."""
+    chat = Chat()
+    flow = data.draw(st.sampled_from(sorted(load_definitions())))
+    result = chat.send(value={"action": "start", "flow": flow})
+    for turn in range(80):
+        mode = chat.state.get("mode")
+        options = [o for r in result.replies for o in r.options]
+        inputs = [r.input for r in result.replies if r.input]
+        if data.draw(st.integers(min_value=0, max_value=7)) == 0:
+            text = data.draw(st.sampled_from(COMMANDS))
+        elif mode == "summary":
+            text = "send"
+        elif mode == "idle":
+            break
+        elif options:
+            text = str(data.draw(st.integers(min_value=1, max_value=len(options))))
+        elif inputs and inputs[-1] == "datetime":
+            text = "now"
+        elif inputs and inputs[-1] == "number":
+            text = "3"
+        else:
+            text = f"{MARKER} {turn}"
+        result = chat.send(text)
+        if chat.state.get("mode") not in ("flow", "summary", "confirm_cancel"):
+            assert MARKER not in json.dumps(chat.state), (chat.state.get("mode"), text)
