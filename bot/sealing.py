@@ -29,7 +29,7 @@ _KID = 4
 SEALED_COLUMNS: Mapping[str, tuple[str, ...]] = {
     "bot_state": ("data",),  # a report in progress: answers, the reporter's name
     "concerns": ("payload", "acknowledged_by"),  # the concern record; who picked it up
-    "outbox": ("target", "payload"),  # the alert card itself, its recipients
+    "outbox": ("payload",),  # the alert card itself (its target is ids and routes only)
     "timers": ("payload",),  # reminders carry the reporter's name
     "conversation_refs": ("reference",),  # names of people and chats
     "alert_posts": ("reference",),  # where each copy of an alert was posted

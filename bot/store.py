@@ -1772,7 +1772,7 @@ def _outbox_row(concern_id: str | None, message: OutboxMessage, now: str) -> tup
         str(uuid.uuid4()),
         concern_id,
         message.kind,
-        Sensitive(_dumps(dict(message.target))),
+        _dumps(dict(message.target)),  # ids and routes only: queried in SQL, not sealed
         Sensitive(_dumps(dict(message.payload))),
         _iso(message.not_before) if message.not_before else now,
         now,

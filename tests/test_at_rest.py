@@ -33,6 +33,8 @@ from tests.test_session import Chat
 KEY_A = base64.b64encode(b"A" * 32).decode()
 KEY_B = base64.b64encode(b"B" * 32).decode()
 DATABASE = "safeguarding.sqlite3"
+# Constants a row is blanked to once delivered: nothing in them to seal.
+EMPTY = ("{}", "[]", "")
 
 
 def mode(path: Path) -> int:
@@ -136,7 +138,7 @@ def sealed_key_ids(path: Path) -> set[bytes]:
         for table, columns in SEALED_COLUMNS.items():
             for row in conn.execute(f"SELECT {', '.join(columns)} FROM {table}"):
                 for value in row:
-                    if isinstance(value, str):
+                    if isinstance(value, str) and value not in EMPTY:
                         ids.add(b"plain")
                     elif isinstance(value, bytes):
                         ids.add(value[len(MAGIC) : len(MAGIC) + 4])
