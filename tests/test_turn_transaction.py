@@ -6,12 +6,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import sqlite3
 from pathlib import Path
 
 import aiohttp
 import pytest
 
+from bot.keys import load_codec
+from bot.settings import Settings
 from tests.e2e import REPORTER, Clock, RunningBot
 from tests.fakeconnector import FakeConnector
 from tests.test_e2e import CHILD, WALKS, alert_card, text_runs
@@ -58,8 +59,12 @@ async def test_a_read_only_turn_commits_once_and_a_resent_activity_not_at_all(bo
 
 
 def _session(db_path: Path) -> dict:
-    with sqlite3.connect(db_path) as db:
+    # The session is sealed at rest (bot/sealing.py): read it with the data folder's key.
+    db = load_codec(Settings(data_dir=db_path.parent)).connect(db_path)
+    try:
         row = db.execute("SELECT data FROM bot_state WHERE key = ?", (KEY,)).fetchone()
+    finally:
+        db.close()
     flow = json.loads(row[0])["session"]["flow"]
     return {"step": flow["step"], "answers": flow["answers"]}
 
