@@ -242,12 +242,26 @@ class AlertService:
             return 0
         pending = [item.id for item in items]
         renewing = asyncio.create_task(self._renew(pending))
-        try:
-            for item in items:
+        # Different concerns go out side by side (one slow send never holds up another
+        # alert); one concern's messages go in order (the alert, then its words, updates).
+        groups: dict[str, list[OutboxItem]] = {}
+        for item in items:
+            groups.setdefault(item.concern_id or item.id, []).append(item)
+
+        async def in_order(group: list[OutboxItem]) -> None:
+            for item in group:
                 await self._deliver(item)
                 pending.remove(item.id)
+
+        try:
+            outcomes = await asyncio.gather(
+                *(in_order(group) for group in groups.values()), return_exceptions=True
+            )
         finally:
             renewing.cancel()
+        for outcome in outcomes:
+            if isinstance(outcome, BaseException):
+                raise outcome  # the worker logs it; the rows stay claimed until their lease ends
         return len(items)
 
     async def _renew(self, pending: list[str]) -> None:

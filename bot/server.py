@@ -23,6 +23,7 @@ from bot.metrics import Metrics, watch_store
 from bot.settings import UNSAFE_BIND_FLAG, Settings, is_loopback
 from bot.store import SqliteStore, open_store
 from bot.timekeeper import Timekeeper
+from bot.worker import LoopThread, Wakeup
 
 logger = logging.getLogger(__name__)
 
@@ -74,11 +75,16 @@ def build_server(
     async def outbox_worker(_: web.Application):
         # The outbox and the timers run in the background for as long as the app runs, each
         # in its own store lane (thread and connection): chat traffic never delays an alert.
+        # The outbox also has its own thread and event loop: however many turns the chat
+        # loop is juggling, an alert's sends and store calls do not wait behind them.
         stop = asyncio.Event()
         await alerts.reclaim_unfinished()  # a crash's unfinished sends go again at once
+        outbox = LoopThread("outbox")
+        alerts.wakeup = Wakeup(outbox.loop)
+        outbox_stop = Wakeup(outbox.loop)
         tasks = [
             asyncio.create_task(
-                alerts.run(stop, poll_seconds), context=store.lane_context("outbox")
+                outbox.run(alerts.run(outbox_stop, poll_seconds), store.lane_context("outbox"))
             ),
             asyncio.create_task(
                 timekeeper.run(stop, poll_seconds), context=store.lane_context("timers")
@@ -89,9 +95,11 @@ def build_server(
         ]
         yield
         stop.set()
+        outbox_stop.set()
         alerts.wakeup.set()
         timekeeper.wakeup.set()
         await asyncio.gather(*tasks)
+        outbox.close()
         store.close()
 
     app.cleanup_ctx.append(outbox_worker)
