@@ -23,6 +23,7 @@ this script, for before/after figures.
 from __future__ import annotations
 
 import argparse
+import ast
 import asyncio
 import json
 import os
@@ -52,6 +53,21 @@ from tests.test_e2e import CHILD, WALKS  # noqa: E402
 
 WALK = WALKS["disclosure"]
 CHILD_AT = WALK.index(CHILD)
+
+
+def use_walk_of(root: Path) -> None:
+    """Walk the disclosure as `root`'s own tests do (its flow may ask other questions)."""
+    global WALK, CHILD_AT
+    tree = ast.parse((root / "tests" / "test_e2e.py").read_text("utf-8"))
+    names: dict[str, Any] = {}
+    for node in tree.body:
+        target = node.targets[0] if isinstance(node, ast.Assign) else None
+        if isinstance(target, ast.Name) and target.id in ("CHILD", "WORDS", "WALKS"):
+            exec(compile(ast.Module([node], []), "test_e2e", "exec"), names)
+    WALK = names["WALKS"]["disclosure"]
+    CHILD_AT = WALK.index(names["CHILD"])
+
+
 NAME = re.compile(r"Amelia (Bench[a-z]+)")
 
 
@@ -343,6 +359,8 @@ async def _with(server_factory: Callable[[], Awaitable[Server]], work: Callable)
 
 
 async def main(plan: Plan = Plan(), ours_root: Path = ROOT) -> dict[str, Any]:
+    if ours_root != ROOT:
+        use_walk_of(ours_root)
     results: dict[str, Any] = {"staff": plan.staff, "paced_staff": plan.paced_staff}
     async with TimedConnector() as connector:
         with tempfile.TemporaryDirectory() as tmp:
