@@ -388,9 +388,8 @@ async def main(plan: Plan = Plan(), ours_root: Path = ROOT) -> dict[str, Any]:
                 results["alerts"] = len(codes)
                 results["alerts_queued_2s_after"] = sum(c not in connector.alerts for c in codes)
                 await _wait_for_alerts(connector, codes, 180)
-                saturated = [
-                    connector.alerts[c] - load.sends[c] for c in codes if c in connector.alerts
-                ]
+                arrived = [c for c in codes if c in connector.alerts]
+                saturated = [connector.alerts[c] - load.sends[c] for c in arrived]
                 results["alerts_lost"] = len(codes) - len(saturated)
                 results["alert_saturated_p50_s"] = pct(saturated, 50)
                 results["alert_saturated_p99_s"] = pct(saturated, 99)
