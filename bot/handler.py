@@ -248,9 +248,9 @@ class SafeguardingBot(TeamsActivityHandler):
             )
             await self.alerts.deliver_now(durable)
         else:
-            # Off the turn's lane: the turn's one transaction is done. Were this lost (power
-            # cut), the reply would only be sent a second time.
-            with self.store.in_lane("outbox"):
+            # Bookkeeping after the reply, like the open card: no fsync (a power cut could
+            # only make the outbox send "saved" once more, never lose anything).
+            with self.store.in_lane(CARDS_LANE):
                 await self.store.mark_sent_in_turn(durable)
 
     async def _send_replies(self, turn_context: TurnContext, result: TurnResult) -> None:

@@ -339,7 +339,9 @@ class AuditEntry:
 
 
 TURNS = "turns"
-# Bookkeeping written after a turn's replies (which card is live): committed without fsync.
+# Bookkeeping written after a turn's replies (which card is live, that the reply went out
+# in the turn): committed without fsync - a power cut can only leave a card pressable or
+# repeat a reply, never lose anything anyone was told was sent.
 CARDS_LANE = "cards"
 LANES = (TURNS, "outbox", "timers", "maintenance", CARDS_LANE)
 _LOW_PRIORITY = frozenset({TURNS, CARDS_LANE})
