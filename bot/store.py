@@ -1022,10 +1022,13 @@ class SqliteStore(Storage):
 
         def work(conn: sqlite3.Connection) -> tuple[int, list[StoredConcern]]:
             total = conn.execute(f"SELECT COUNT(*) FROM concerns WHERE {where}", params).fetchone()
+            # Sort small keys, then fetch only the page's rows (never sort 10,000 payloads).
             rows = conn.execute(
-                f"SELECT * FROM concerns WHERE {where} ORDER BY acknowledged_by IS NOT NULL,"
-                " NOT (first_due_at IS NOT NULL AND first_due_at < ?), created_at LIMIT ?",
-                [*params, _iso(now), limit],
+                "SELECT c.* FROM (SELECT id, acknowledged_by IS NOT NULL AS acked,"
+                " NOT (first_due_at IS NOT NULL AND first_due_at < ?) AS later, created_at"
+                f" FROM concerns WHERE {where} ORDER BY acked, later, created_at LIMIT ?) AS k"
+                " JOIN concerns AS c ON c.id = k.id ORDER BY k.acked, k.later, k.created_at",
+                [_iso(now), *params, limit],
             ).fetchall()
             return total[0], [_stored_concern(r) for r in rows]
 
