@@ -28,8 +28,14 @@ run: $(STAMP)
 
 # The Microsoft 365 Agents Playground (Teams, emulated offline) against `make run`'s bot.
 # playground.yml matches the example profile: see scripts/playground_config.py.
-playground: $(NODE_STAMP)
+playground: $(NODE_STAMP) $(STAMP)
 	mkdir -p build
+	@echo "Agents Playground: open http://127.0.0.1:56150 (needs 'make run' in another terminal)."
+	@echo "You type as Sam Teacher, a member of staff who is not in the DSL team."
+	@echo "To act as the DSL (Ann Robinson), start this in a third terminal BEFORE you send a"
+	@echo "report; it presses the alert's buttons as her through the Playground:"
+	@echo "    $(BIN)/python scripts/playground_dsl.py"
+	@echo "(--press acknowledge presses at once; --as 'Jo Colleague' shows a refusal.)"
 	TEAMSAPPTESTER_BROWSER=none APPLICATION_INSIGHTS_NO_STATSBEAT=1 \
 	APPLICATIONINSIGHTS_CONFIGURATION_CONTENT='{"disableAppInsights":true,"disableStatsbeat":true}' \
 	M365_AGENTS_PLAYGROUND_CONFIG_PATH=$(CURDIR)/playground.yml \

@@ -16,7 +16,10 @@ Needs `npm ci` at the repo root (@microsoft/m365agentsplayground) and node on PA
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -82,8 +85,16 @@ def test_committed_playground_yml_matches_the_profile() -> None:
         f"playground.yml is stale: python scripts/playground_config.py {PROFILE} > playground.yml"
     )
     assert CONFIG["tenantId"] == SCHOOL.tenant_id
+    # The reporter at the keyboard is in no DSL team: not the profile's, and not the
+    # Playground team's (its members are the `users` list; the current user is apart).
     assert not SCHOOL.is_dsl_team_member(ME["aadObjectId"])
-    assert CONFIG["team"]["channels"] == [{"id": CHANNEL, "name": SCHOOL.dsl_channel.name}]
+    assert ME["id"] not in {u["id"] for u in CONFIG["users"]}
+    dsl = {p.aad_object_id for p in SCHOOL.dsl_team()}
+    assert ME["aadObjectId"] not in dsl and ME["name"] not in {p.name for p in SCHOOL.dsl_team()}
+    # The person to act as by default (scripts/playground_dsl.py) is the DSL.
+    assert CONFIG["users"][0]["aadObjectId"] == SCHOOL.dsl.aad_object_id
+    [channel] = CONFIG["team"]["channels"]
+    assert channel["id"] == CHANNEL and "DSL only" in channel["name"]
 
 
 @pytest.fixture
@@ -340,3 +351,62 @@ async def test_disclosure_reaches_the_dsl_channel_and_the_acknowledgement_the_re
 
     errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
     assert not errors, [f"{r.name}: {r.getMessage()}" for r in errors]
+
+
+async def _send_a_report(pg: Playground) -> None:
+    """The walk above, without its checks: type, press the answer buttons, send."""
+    await pg.send_personal("a child told me her dad hits her")
+    menu = await pg.wait_for(lambda m: m.from_bot and bool(_button(m, flow="disclosure")))
+    await pg.submit(_button(menu, flow="disclosure"), reply_to=menu.id)
+    answered: list[str] = []
+    while True:
+        prompt = await pg.wait_for(
+            lambda m: m.from_bot and _is_prompt(m) and _step(m) not in answered, STEP_TIMEOUT
+        )
+        step = _step(prompt)
+        if step == "summary":
+            return await pg.submit(_button(prompt, action="confirm"), reply_to=prompt.id)
+        answered.append(step)
+        button = _button(prompt, action="answer", step=step, value=ANSWERS[step])
+        if button:
+            await pg.submit(button, reply_to=prompt.id)
+        else:
+            await pg.send_personal(ANSWERS[step])
+
+
+async def test_the_demo_helper_presses_acknowledge_as_the_dsl(
+    running: tuple[Server, Playground],
+) -> None:
+    """`make playground` tells people to act as the DSL with scripts/playground_dsl.py: it
+    must press the alert's button as Ann Robinson (from playground.yml) through the
+    Playground, and the reporter must hear who picked it up."""
+    _, pg = running
+    helper = await asyncio.create_subprocess_exec(
+        sys.executable,
+        str(ROOT / "scripts" / "playground_dsl.py"),
+        "--url", pg.base_url, "--press", "acknowledge", "--once",
+        cwd=ROOT, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+    )  # fmt: skip
+    try:
+        assert helper.stdout is not None
+        first = await asyncio.wait_for(helper.stdout.readline(), 15)
+        assert b"Watching the DSL channel" in first, first
+        await _send_a_report(pg)
+        told = await pg.wait_for_text(f"picked up by {SCHOOL.dsl.name}", 20)
+        assert told.conversation_id == pg.personal_chat_id
+        output = (await asyncio.wait_for(helper.stdout.read(), 10)).decode()
+        assert await helper.wait() == 0, output
+        assert f"as {SCHOOL.dsl.name}" in output
+    finally:
+        if helper.returncode is None:
+            helper.terminate()
+            await helper.wait()
+
+
+def test_make_playground_says_how_to_act_as_the_dsl() -> None:
+    shown = subprocess.run(
+        ["make", "-n", "playground"], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout
+    assert "scripts/playground_dsl.py" in shown and SCHOOL.dsl.name in shown
+    readme = (ROOT / "README.md").read_text()
+    assert "scripts/playground_dsl.py" in readme and "switch to" not in readme.lower()
