@@ -73,6 +73,8 @@ NAVIGATION = [
 # Kinds that wait for the staff member: a card of one of these has live buttons.
 LIVE_KINDS = {"question", "summary", "menu", "confirm"}
 _TYPE_SKIP = re.compile(r"\b([Tt])ype 'skip'")
+# A button title longer than this is cut on a 390 px phone screen.
+BUTTON_CHARS = 30
 ANSWER_SHOWN = 80  # characters of an answer echoed in the read-only line
 
 
@@ -229,15 +231,26 @@ def _actions(reply: Reply, body: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def _tap_buttons(reply: Reply, body: list[dict[str, Any]], data: dict) -> None:
-    """One button per choice, stacked full width in the body: one tap answers, and a long
-    list never overflows a phone's action bar."""
+    """One button per choice, stacked in the body: one tap answers, and a long list never
+    overflows a phone's action bar. Button titles never wrap (they are cut), so when a
+    label is longer than a phone shows, every choice is a tappable box whose text wraps."""
     key = "flow" if data.get("action") == "start" else "value"
+    boxes = any(len(option.label) > BUTTON_CHARS for option in reply.options)
     for option in reply.options:
         sent = option.submit if option.submit is not None else {**data, key: option.value}
+        action = submit(option.label, sent, option.style, inputs=False)
+        if not boxes:
+            body.append({"type": "ActionSet", "actions": [action]})
+            continue
         body.append(
             {
-                "type": "ActionSet",
-                "actions": [submit(option.label, sent, option.style, inputs=False)],
+                "type": "Container",
+                "style": "emphasis",
+                "spacing": "Small",
+                "selectAction": action,
+                "items": [
+                    {"type": "TextBlock", "text": option.label, "wrap": True, "weight": "Bolder"}
+                ],
             }
         )
 

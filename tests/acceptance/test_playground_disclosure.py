@@ -152,6 +152,8 @@ def _actions(card: dict[str, Any] | None) -> list[dict[str, Any]]:
 
     def walk(node: Any) -> None:
         if isinstance(node, dict):
+            if isinstance(node.get("selectAction"), dict):
+                found.append(node["selectAction"])  # a tappable box (long choice labels)
             if node.get("type") == "ActionSet":
                 found.extend(node.get("actions") or [])
             for key, value in node.items():

@@ -25,23 +25,23 @@ mkdirSync(shots, { recursive: true });
 
 const BOT = "Test Bot";
 // The Playground renders card actions as Fluent buttons holding .ac-pushButton-content.
-const BUTTON = "button:has(.ac-pushButton-content)";
+// A choice too long for a button is a tappable box (a Container with a selectAction).
+const BUTTON = "button:has(.ac-pushButton-content), .ac-selectable";
 const WORDS = 'He said "don\'t tell anyone" then he hit me';
-// The walk in issue 12: [what the question says, how it is answered].
+// The walk in issue 12: [what the question says, how it is answered]. `added`: a question
+// the procedures gained after the issue was measured (issue 7), counted apart.
 const WALK = [
-  ["immediate danger right now", { tap: "No" }],
+  ["immediate danger", { tap: "No" }],
   ["said is responsible", { tap: "A parent, carer or family member" }],
   ["child's name", { type: "Amelia Testchild" }],
   ["year group or class", { type: "Y4" }],
-  // Asked since issue 12 set the tap budget (seed topics): answered by typing, so the
-  // budget still measures the walk it was set for.
-  ["have a social worker", { type: "Not known" }],
+  ["have a social worker", { tap: "Not known", added: true }],
   ["When did this happen", { tap: "Now" }],
   ["Where did it happen", { type: "the library" }],
   ["Who else was present", { tap: "Skip" }],
   ["in their own words", { type: WORDS }],
   ["What did you see yourself", { type: "bruise left forearm" }],
-  ["Did you see an injury", { type: "no" }],
+  ["see an injury", { tap: "No", added: true }],
   ["going home tonight", { tap: "No" }],
   ["Could other children", { tap: "No" }],
   ["What did you say and do", { type: "Listened and said I must tell the DSL" }],
@@ -92,7 +92,8 @@ try {
     await page.close();
   }
 } catch (err) {
-  errors.push(`walk stopped: ${err.message.split("\n")[0]}`);
+  errors.push(`walk stopped: ${String(err.message || err).split("\n")[0]}`);
+  if (process.env.WALK_DEBUG) console.error(err.stack);
 } finally {
   await context.close();
   rmSync(profileDir, { recursive: true, force: true });
@@ -103,7 +104,7 @@ process.exit(errors.length ? 1 : 0);
 // ---------------------------------------------------------------------------------------
 
 async function walk(page, name, withChecks) {
-  const run = { name, taps: 0, typed: 0, botMessages: 0, checks: [], screenshots: [] };
+  const run = { name, taps: 0, addedTaps: 0, typed: 0, botMessages: 0, checks: [], screenshots: [] };
   let shot = 0;
   const snap = async (what) => {
     const file = join(shots, `${name}-${String(++shot).padStart(2, "0")}-${what}.png`);
@@ -149,22 +150,43 @@ async function walk(page, name, withChecks) {
   check(cut.length === 0, `${name}: triage buttons cut off: ${cut}`);
   await tap(card, "A child told me something");
 
+  let asked = 0;
   for (const [asks, how] of WALK) {
-    card = await liveCard(page, asks);
+    // A question the walk does not know (a flow grew) is answered "Not known" or "No",
+    // and counted: the tap and message budget is for the flow as it ships.
+    for (;;) {
+      card = await nextQuestion(page, asked);
+      const text = await card.innerText();
+      if (text.includes(asks)) break;
+      const fallback = ["Not known", "No", "Skip"];
+      const titles = await buttonTitles(card);
+      const pick = fallback.find((t) => titles.includes(t));
+      check(pick, `${name}: a question the walk cannot answer: ${text.slice(0, 200)}`);
+      if (!pick) throw new Error("unknown question");
+      run.unknown = [...(run.unknown || []), text.split("\n").find((l) => l.endsWith("?"))];
+      await tap(card, pick, false);
+      run.addedTaps += 1;
+      asked += 1;
+    }
+    asked += 1;
     const text = await card.innerText();
     if (asks !== "Check your report") {
       check(/Question \d+ of \d+ - /.test(text), `${name}: no progress line at "${asks}"`);
     }
     if (withChecks && asks === "child's name") await navigationChecks(page, card, run, tap);
-    if (["immediate danger right now", "When did this happen", "Check your report"].includes(asks)) {
+    const cutHere = await truncatedButtons(card);
+    check(cutHere.length === 0, `${name}: buttons cut off at "${asks}": ${cutHere}`);
+    const shotAt = ["immediate danger", "said is responsible", "have a social worker"];
+    if ([...shotAt, "When did this happen", "Check your report"].includes(asks)) {
       await snap(asks.split(" ").slice(0, 2).join("-").toLowerCase());
     }
     if (asks === "in their own words") {
       await box.click();
       await snap("typing");
     }
-    if (how.tap) await tap(await liveCard(page, asks), how.tap);
+    if (how.tap) await tap(await liveCard(page, asks), how.tap, !how.added);
     else await type(how.type);
+    if (how.added) run.addedTaps += 1;
     await page.waitForTimeout(50);
   }
 
@@ -201,6 +223,33 @@ async function navigationChecks(page, card, run, tap) {
   run.checks.push("cancel-on-empty-box");
   await tap(sure, "No, carry on", false);
   await liveCard(page, "child's name");
+}
+
+// The newest live card once it asks something after question number `asked`.
+async function nextQuestion(page, asked) {
+  const deadline = Date.now() + STEP_MS;
+  while (Date.now() < deadline) {
+    const card = await newestLive(page);
+    if (card) {
+      const text = await card.innerText();
+      const number = Number((text.match(/Question (\d+) of/) || [])[1] || 0);
+      if (number > asked || text.includes("Check your report")) return card;
+    }
+    await page.waitForTimeout(50);
+  }
+  throw new Error(`no question after number ${asked} within ${STEP_MS / 1000}s`);
+}
+
+async function newestLive(page) {
+  const cards = page.locator(".ac-adaptiveCard");
+  const top = await cards.evaluateAll((els) =>
+    els.map((e, i) => (e.parentElement.closest(".ac-adaptiveCard") ? -1 : i)).filter((i) => i >= 0),
+  );
+  for (const i of top.reverse()) {
+    const card = cards.nth(i);
+    if ((await card.locator(BUTTON).count()) > 0) return card;
+  }
+  return null;
 }
 
 // The last top-level card that still has a button and shows `text`.
