@@ -9,7 +9,6 @@ from __future__ import annotations
 import logging
 import re
 from datetime import datetime
-from pathlib import Path
 
 import pytest
 import yaml
@@ -26,8 +25,8 @@ from flows.profile import (
     written_numbers,
 )
 from tests.flowkit import LONDON, all_schools, school
+from tests.shared import SEEDS
 
-SEEDS = Path("/work/shared/seeds")
 NOW = datetime(2026, 11, 18, 10, 0, tzinfo=LONDON)
 _PHONE_IN_TEXT = re.compile(r"(?:\(0[0-9]+\) ?)?0[0-9]{2,4}(?: ?[0-9]{3,4}){1,3}|\b(?:999|101)\b")
 

@@ -6,13 +6,13 @@ from __future__ import annotations
 
 import dataclasses
 from datetime import date, datetime, timedelta
-from pathlib import Path
 
 import pytest
 
 from flows.catalogue import catalogue
 from tests.allpaths import every_path
 from tests.flowkit import LONDON, NOW, all_schools, plain, school, walk
+from tests.shared import SEEDS
 
 HERA = "kings-road-primary"
 DUTY_ROLES = ("yes", "teaching", "not_sure")
@@ -147,7 +147,7 @@ def test_hull_tracks_the_written_referral_after_a_phone_referral() -> None:
 def test_the_tell_explain_describe_rule_is_not_credited_to_a_seed_that_lacks_it() -> None:
     seeds = {
         p.name[:3]: " ".join(p.read_text(encoding="utf-8").lower().split())
-        for p in Path("/work/shared/seeds").glob("*.txt")
+        for p in SEEDS.glob("*.txt")
     }
     for flow in catalogue().values():
         for rule in flow.definition.rules:

@@ -18,9 +18,11 @@ from flows.profile import (
     load_organisation,
     parse_organisation,
 )
+from tests.flowkit import all_schools
+from tests.shared import SHARED
 
 LONDON = ZoneInfo("Europe/London")
-SOURCES = Path("/work/shared")
+SOURCES = SHARED
 FIXTURES = Path(__file__).parent / "profile_fixtures"
 ORG_FILES = sorted(p for p in example_profiles_dir().glob("*.yaml") if p.name != "national.yaml")
 
@@ -55,17 +57,22 @@ def test_every_shipped_profile_loads_with_the_required_contacts(path: Path) -> N
 
 @pytest.mark.parametrize("school", _all_schools(), ids=lambda s: s.id)
 def test_no_invented_numbers(school: SchoolProfile) -> None:
-    """Digits only: every number is in a seed or PROCEDURES.md (tests/test_contact_sources.py
-    checks each one's quoted line or public source)."""
+    """Digits only: every number is in a seed or PROCEDURES.md, or quoted from the public page
+    its `source:` cites (tests/test_contact_sources.py checks each one's quoted line or page)."""
     sources = _sources_digits()
     for contact in school.contacts:
         if contact.number is None:
             assert "ask the DSL" not in contact.purpose, contact.id
             continue
+        cited = (
+            re.sub(r"[^0-9]", "", contact.source or "")
+            if "https://" in (contact.source or "")
+            else ""
+        )
         for part in contact.number.split(" or "):
             digits = re.sub(r"[^0-9]", "", part)
             assert digits, contact.id
-            assert digits in sources, (
+            assert digits in sources or digits in cited, (
                 f"{school.id}: {contact.id} {contact.number} is not in the sources"
             )
 
@@ -267,3 +274,16 @@ def test_in_school_hours() -> None:
     assert not school.in_school_hours(datetime(2025, 6, 4, 10, 0, tzinfo=LONDON))  # closure day
     assert not school.in_school_hours(datetime(2025, 8, 25, 10, 0, tzinfo=LONDON))  # bank holiday
     assert school.closure_days == frozenset({date(2025, 6, 4)})
+
+
+def test_missing_child_wording_follows_the_local_authority() -> None:
+    # Seed 004 App. C: Essex children are reported to Essex Police and offered a 'missing chat';
+    # a Hull school must never be told Essex terms, and no Essex school left with the defaults.
+    for school in all_schools():
+        rules = school.rules
+        if school.local_authority == "Essex":
+            assert rules.missing_police_force == "Essex Police", school.id
+            assert "missing chat" in rules.missing_return_interview, school.id
+        else:
+            assert "Essex" not in rules.missing_police_force, school.id
+            assert "missing chat" not in rules.missing_return_interview, school.id
