@@ -374,7 +374,7 @@ def test_welfare_immediate_danger_question_names_self_harm_and_suicide() -> None
     assert "suicide" not in walk("nudes", plain("nudes")).prompt_for("immediate_danger").text
 
 
-def test_forced_marriage_names_the_unit_and_its_public_page_without_inventing_a_number() -> None:
+def test_forced_marriage_names_the_unit_with_a_cited_number() -> None:
     w = walk("welfare", welfare(concern_kind="forced_marriage", leaving_country="no"))
     said = " ".join(w.outcome_of("concern_kind").say)
     assert "Forced Marriage Unit" in said and "www.gov.uk/guidance/forced-marriage" in said
@@ -382,8 +382,10 @@ def test_forced_marriage_names_the_unit_and_its_public_page_without_inventing_a_
     assert not {"URGENT", "CALL-999"} & set(w.concern.flags)
     for profile in all_schools():
         fmu = profile.contact("forced_marriage_unit")
-        assert fmu.number is None  # not in the seeds or PROCEDURES.md: never guessed
-        assert fmu.source.startswith("https://www.gov.uk/guidance/forced-marriage")
+        # Not in the seeds or PROCEDURES.md: cited to public pages that quote it.
+        assert fmu.number == "020 7008 0151"
+        assert fmu.source.startswith("https://") and "020 7008 0151" in fmu.source
+        assert "www.gov.uk/guidance/forced-marriage" in fmu.source
         assert fmu.last_verified
 
 
