@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from pathlib import Path
 
 from bot.errors import ConfigError
 from flows.profile import ProfileError, example_profiles_dir, load_organisation
@@ -20,7 +19,7 @@ def _school(args: argparse.Namespace):
 def cmd_chat(args: argparse.Namespace) -> int:
     from bot.console import run_console
 
-    return run_console(_school(args), Path(args.data))
+    return run_console(_school(args))
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -105,7 +104,6 @@ def build_parser() -> argparse.ArgumentParser:
     chat = sub.add_parser("chat", help="talk to the bot in this terminal (training / demo)")
     chat.add_argument("--profile", default=str(DEFAULT_PROFILE), help="school profile YAML")
     chat.add_argument("--school", default=None, help="school id, for a trust's profile")
-    chat.add_argument("--data", default="data", help="where finished concerns are written")
     chat.set_defaults(func=cmd_chat)
 
     server = sub.add_parser("serve", help="run the Teams bot (POST /api/messages)")

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import io
-import json
 from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -17,26 +16,20 @@ from tests.test_session import DISCLOSURE
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def test_console_chat_prints_the_alert_and_writes_the_concern(tmp_path):
+def test_console_chat_prints_the_alert_and_writes_nothing(tmp_path, monkeypatch):
     school = load_organisation(ROOT / "profiles" / "buttsbury-junior.yaml").school()
     words = "He hits me with a belt 👍🏽 {{ x }}"
     answers = ["a child told me her dad hits her", "1", *DISCLOSURE, "send"]
     answers[answers.index(DISCLOSURE[8])] = words  # the child's words
     out = io.StringIO()
+    monkeypatch.chdir(tmp_path)
     clock = lambda: datetime(2026, 11, 23, 10, 0, tzinfo=ZoneInfo("Europe/London"))  # noqa: E731
-    assert (
-        run_console(
-            school, tmp_path, stdin=io.StringIO("\n".join(answers)), stdout=out, clock=clock
-        )
-        == 0
-    )
+    assert run_console(school, stdin=io.StringIO("\n".join(answers)), stdout=out, clock=clock) == 0
     printed = out.getvalue()
     assert "ALERT (concern_final)" in printed
     assert "  | He hits me with a belt 👍🏽 {{ x }}" in printed
-    [saved] = (tmp_path / "concerns").glob("*.json")
-    concern = json.loads(saved.read_text("utf-8"))
-    assert concern["words"] == "He hits me with a belt 👍🏽 {{ x }}"
-    assert concern["routing"]["route"] == "dsl_team"
+    # A trainee may type a real child's words: the console leaves no file anywhere.
+    assert list(tmp_path.rglob("*")) == []
 
 
 def test_docs_flows_md_is_current():
