@@ -133,11 +133,12 @@ class AlertService:
         clock: Callable[[], datetime],
         default_service_url: str = "https://smba.trafficmanager.net/uk/",
         owner: str | None = None,
+        send_timeout: float = SEND_TIMEOUT_SECONDS,
     ) -> None:
         self.store = store
         # Whose leases these are: a restarted server reclaims its own unfinished sends.
         self.owner = owner or socket.gethostname()
-        self.send_timeout = SEND_TIMEOUT_SECONDS
+        self.send_timeout = send_timeout  # seconds one send may take before it is retried
         self.alarms_raised = 0  # alerts refused by Teams since start (the operator alarm)
         self.messenger = messenger
         self.school = school

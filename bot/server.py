@@ -13,7 +13,7 @@ from typing import Any
 from aiohttp import web
 
 from bot.adapter import APOLOGY_LEAD, create_adapter
-from bot.alerts import AlertService, phone_now
+from bot.alerts import SEND_TIMEOUT_SECONDS, AlertService, phone_now
 from bot.app import create_app
 from bot.clock import FileClock, utc_now
 from bot.connector import TeamsConnector
@@ -47,6 +47,7 @@ def build_server(
     clock: Callable[[], datetime] = utc_now,
     default_service_url: str = "https://smba.trafficmanager.net/uk/",
     poll_seconds: float = 1.0,
+    send_timeout: float = SEND_TIMEOUT_SECONDS,
 ) -> Server:
     # The key first: production without one refuses to start before anything is created.
     codec = load_codec(settings)
@@ -54,7 +55,12 @@ def build_server(
     adapter = create_adapter(settings, apology=APOLOGY_LEAD + phone_now(school))
     messenger = TeamsConnector(adapter, settings.app_id)
     alerts = AlertService(
-        store, messenger, school, clock=clock, default_service_url=default_service_url
+        store,
+        messenger,
+        school,
+        clock=clock,
+        default_service_url=default_service_url,
+        send_timeout=send_timeout,
     )
     timekeeper = Timekeeper(store, alerts, school, clock=clock)
     bot = SafeguardingBot(

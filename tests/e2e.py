@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo
 import aiohttp
 from aiohttp.test_utils import TestServer
 
+from bot.alerts import SEND_TIMEOUT_SECONDS
 from bot.server import Server, build_server
 from bot.settings import Settings
 from flows.profile import load_organisation
@@ -72,7 +73,9 @@ class RunningBot:
         self._session: aiohttp.ClientSession | None = None
         self._ids = itertools.count(1)
 
-    async def start(self, default_service_url: str | None = None) -> RunningBot:
+    async def start(
+        self, default_service_url: str | None = None, send_timeout: float = SEND_TIMEOUT_SECONDS
+    ) -> RunningBot:
         settings = Settings(data_dir=self.data_dir)
         self.server = build_server(
             settings,
@@ -80,6 +83,7 @@ class RunningBot:
             clock=self.clock,
             default_service_url=default_service_url or self.connector.url,
             poll_seconds=0.02,
+            send_timeout=send_timeout,
         )
         self._http = TestServer(self.server.app, host="127.0.0.1")
         await self._http.start_server()
