@@ -261,3 +261,11 @@ class RunningBot:
                 return
             await asyncio.sleep(0.02)
         raise AssertionError("outbox did not settle")
+
+
+async def until(condition, timeout: float = 5.0) -> None:
+    """Wait for a condition (not a fixed sleep): fixed sleeps fail on a busy machine."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not condition():
+        assert asyncio.get_running_loop().time() < deadline, "timed out waiting"
+        await asyncio.sleep(0.02)

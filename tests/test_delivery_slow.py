@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e import CHANNEL, DSL, REPORTER, Clock, RunningBot
+from tests.e2e import CHANNEL, DSL, REPORTER, Clock, RunningBot, until
 from tests.fakeconnector import FakeConnector
 from tests.test_delivery_restart import RESEND, alert_body, channel_threads, report
 
@@ -24,13 +24,6 @@ async def slow_bot(tmp_path: Path) -> AsyncIterator[RunningBot]:
         running = await RunningBot(connector, tmp_path, Clock()).start(send_timeout=SEND_TIMEOUT)
         yield running
         await running.stop()
-
-
-async def until(condition, timeout: float = 5.0) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not condition():
-        assert asyncio.get_running_loop().time() < deadline, "timed out waiting"
-        await asyncio.sleep(0.02)
 
 
 async def timed_out_alert(bot: RunningBot):

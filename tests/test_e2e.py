@@ -21,6 +21,7 @@ from tests.e2e import (
     REPORTER,
     Clock,
     RunningBot,
+    until,
 )
 from tests.fakeconnector import FakeConnector
 
@@ -223,22 +224,23 @@ async def test_delivery_retries_429_then_500_and_delivers_exactly_once_across_a_
         connector.fail_next(r"^/v3/conversations$", statuses=[429], retry_after=1, method="POST")
         await bot.post(bot.message(value={"action": "start", "flow": "disclosure"}))
         await bot.say(*WALKS["disclosure"], "send")
-        await asyncio.sleep(0.2)
-        assert "not delivered yet" in bot.texts_to(REPORTER)
+        await until(lambda: "not delivered yet" in bot.texts_to(REPORTER))
         await bot.stop()  # the server goes away with the alert still pending
+
+        def statuses() -> list[int]:
+            return [
+                r.status
+                for r in connector.requests_to(r"^/v3/conversations$", "POST")
+                if (r.json.get("channelData") or {}).get("channel")
+            ]
 
         connector.fail_next(r"^/v3/conversations$", statuses=[500], method="POST")
         bot = await RunningBot(connector, tmp_path, clock).start()
-        for _ in range(3):
-            clock.advance(seconds=10)
-            await asyncio.sleep(0.2)
+        while (seen := len(statuses())) < 3:
+            clock.advance(seconds=10)  # past any backoff: the next attempt is due
+            await until(lambda seen=seen: len(statuses()) > seen)
         await bot.settle()
-        statuses = [
-            r.status
-            for r in connector.requests_to(r"^/v3/conversations$", "POST")
-            if (r.json.get("channelData") or {}).get("channel")
-        ]
-        assert statuses == [429, 500, 201]
+        assert statuses() == [429, 500, 201]
         assert len(bot.channel_posts()) == 1
         await bot.stop()
 
