@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import logging
 import time
+import weakref
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
@@ -76,12 +78,27 @@ class SafeguardingBot(TeamsActivityHandler):
         # ({"session", "open_card"}) is read with the turn's seen-check and written with its
         # unit of work, without the SDK's per-save state hashing.
         self.user_state = UserState(store)
+        self._turn_locks: weakref.WeakValueDictionary[str, asyncio.Lock] = (
+            weakref.WeakValueDictionary()
+        )
 
     async def on_turn(self, turn_context: TurnContext) -> None:
+        # One person's turns run one after another: a turn writes which card is live after
+        # its replies are sent, and a quick next answer must read that, not the one before.
+        key = _state_key(self.user_state, turn_context)
+        if not key:
+            await self._on_turn(turn_context, key)
+            return
+        lock = self._turn_locks.get(key)
+        if lock is None:
+            lock = self._turn_locks[key] = asyncio.Lock()
+        async with lock:
+            await self._on_turn(turn_context, key)
+
+    async def _on_turn(self, turn_context: TurnContext, key: str | None) -> None:
         activity = turn_context.activity
         started = time.perf_counter()
         conversation_id = activity.conversation.id if activity.conversation else ""
-        key = _state_key(self.user_state, turn_context)
         try:
             # One read (seen? the person's state) now; one transaction - the turn's effects
             # with the activity's seen-mark - before anyone is told anything (see _apply).
