@@ -636,6 +636,20 @@ class _Checker:
         return frozenset(out)
 
 
+def _people_list(ck: Any, src: Any, ids: Any) -> list[Person]:
+    """An optional list of people (deputies, case managers); each checked like one person."""
+    if src is None:
+        return []
+    if not isinstance(src.value, list):
+        ck.bad(src, f"must be a list of people, got {_kind(src.value)}")
+        return []
+    found = (
+        _person(ck, _Src(item, src.file, _join(src.field, i)), ids)
+        for i, item in enumerate(src.value)
+    )
+    return [p for p in found if p]
+
+
 def _person(ck: _Checker, src: _Src, contact_ids: set[str], title: bool = False) -> Person | None:
     raw = ck.mapping(src, _PERSON_KEYS | ({"title"} if title else frozenset()))
     if raw is None:
@@ -921,27 +935,9 @@ def _build_school(
 
     people = sections["people"]
     dsl = _person(ck, sec("people", "dsl"), ids)
-    deputies: list[Person] = []
-    if "deputies" in people:
-        src = people["deputies"]
-        if not isinstance(src.value, list):
-            ck.bad(src, f"must be a list of people, got {_kind(src.value)}")
-        else:
-            for i, item in enumerate(src.value):
-                p = _person(ck, _Src(item, src.file, _join(src.field, i)), ids)
-                if p:
-                    deputies.append(p)
+    deputies = _people_list(ck, people.get("deputies"), ids)
     head = _person(ck, sec("people", "headteacher"), ids)
-    case_managers: list[Person] = []
-    if "case_managers" in people:
-        src = people["case_managers"]
-        if not isinstance(src.value, list):
-            ck.bad(src, f"must be a list of people, got {_kind(src.value)}")
-        else:
-            for i, item in enumerate(src.value):
-                p = _person(ck, _Src(item, src.file, _join(src.field, i)), ids)
-                if p:
-                    case_managers.append(p)
+    case_managers = _people_list(ck, people.get("case_managers"), ids)
     deputy_head = _person(ck, people["deputy_head"], ids) if people.get("deputy_head") else None
     chair_src = sec("people", "chair_of_governors")
     chair = _person(ck, chair_src, ids, title=True)
