@@ -11,8 +11,12 @@ from aiohttp import web
 from botbuilder.core import Bot
 from botbuilder.schema import Activity
 
-from bot.adapter import SafeguardingAdapter, create_adapter
-from bot.edge import (
+from bot.errors import ConfigError
+from bot.metrics import CONTENT_TYPE, Metrics
+from bot.settings import Settings
+from bot.store import SqliteStore
+from bot.teams.adapter import SafeguardingAdapter, create_adapter
+from bot.teams.edge import (
     MAX_BODY_BYTES,
     SUPPORTED_INVOKES,
     Refusal,
@@ -20,10 +24,6 @@ from bot.edge import (
     parse_body,
     safe_id,
 )
-from bot.errors import ConfigError
-from bot.metrics import CONTENT_TYPE, Metrics
-from bot.settings import Settings
-from bot.store import SqliteStore
 
 logger = logging.getLogger(__name__)
 

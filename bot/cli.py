@@ -45,9 +45,9 @@ def cmd_rotate_key(args: argparse.Namespace) -> int:
     import asyncio
     import sqlite3
 
-    from bot.keys import add_local_key, load_codec, new_key
     from bot.settings import Settings
     from bot.store import SqliteStore
+    from bot.store.keys import add_local_key, load_codec, new_key
 
     if args.new_key:
         print(new_key())
@@ -146,7 +146,7 @@ def build_parser() -> argparse.ArgumentParser:
     draw.add_argument("--markdown", action="store_true", help="the docs/flows.md document")
     draw.set_defaults(func=cmd_draw)
 
-    from bot import manifest
+    from bot.teams import manifest
 
     package = sub.add_parser("manifest", help="build the Teams app package (app.zip)")
     manifest.add_arguments(package)

@@ -12,18 +12,18 @@ from typing import Any
 
 from aiohttp import web
 
-from bot.adapter import APOLOGY_LEAD, create_adapter
-from bot.alerts import SEND_TIMEOUT_SECONDS, AlertService, phone_now
 from bot.app import create_app
 from bot.clock import FileClock, utc_now
-from bot.connector import TeamsConnector
-from bot.handler import SafeguardingBot
-from bot.keys import load_codec
 from bot.metrics import Metrics, watch_store
+from bot.services.alerts import SEND_TIMEOUT_SECONDS, AlertService, phone_now
+from bot.services.timekeeper import Timekeeper
+from bot.services.worker import LoopThread, Wakeup
 from bot.settings import UNSAFE_BIND_FLAG, Settings, is_loopback
 from bot.store import SqliteStore, open_store
-from bot.timekeeper import Timekeeper
-from bot.worker import LoopThread, Wakeup
+from bot.store.keys import load_codec
+from bot.teams.adapter import APOLOGY_LEAD, create_adapter
+from bot.teams.connector import TeamsConnector
+from bot.teams.handler import SafeguardingBot
 
 logger = logging.getLogger(__name__)
 

@@ -76,7 +76,7 @@ class Settings:
     # Days a CLOSED concern is kept before it is deleted (audited). None: kept for ever -
     # the school's records-retention policy decides (CLOSED_CONCERN_RETENTION_DAYS).
     closed_concern_retention_days: int | None = None
-    # The data key (bot/keys.py): base64 in the environment, or an Azure Key Vault secret.
+    # The data key (bot/store/keys.py): base64 in the environment, or an Azure Key Vault secret.
     data_key: Secret = field(default_factory=lambda: Secret(""))
     data_old_keys: Secret = field(default_factory=lambda: Secret(""))
     key_vault_url: str = ""

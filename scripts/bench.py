@@ -316,7 +316,7 @@ def seed(data: Path, count: int) -> None:
     """Store `count` open DSL-team concerns (runs with the checkout under test's modules)."""
     from datetime import UTC, datetime
 
-    from bot.store import _concern_row, _upsert_concern, open_store
+    from bot.store.sqlite import _concern_row, _upsert_concern, open_store
     from tests.test_store import make_concern
 
     data.mkdir(parents=True, exist_ok=True)

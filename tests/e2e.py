@@ -15,8 +15,8 @@ from zoneinfo import ZoneInfo
 import aiohttp
 from aiohttp.test_utils import TestServer
 
-from bot.alerts import SEND_TIMEOUT_SECONDS
 from bot.server import Server, build_server
+from bot.services.alerts import SEND_TIMEOUT_SECONDS
 from bot.settings import Settings
 from flows.profile import load_organisation
 from tests.fakeconnector import FakeConnector

@@ -1,11 +1,11 @@
-# The SDK's per-turn connector-client cost stays removed (bot/adapter.py), whatever the SDK does.
+# The per-turn connector-client cost stays removed (bot/teams/adapter.py), whatever the SDK does.
 from __future__ import annotations
 
 from botframework.connector.aio import ConnectorClient
 from botframework.connector.auth import MicrosoftAppCredentials
 from msrest.universal_http.requests import ClientRetryPolicy
 
-import bot.adapter  # noqa: F401  (applies the fix)
+import bot.teams.adapter  # noqa: F401  (applies the fix)
 
 # What msrest 0.7.1 retries: 408, and every status from 500 except 501 and 505.
 STOCK_SAFE_CODES = {i for i in range(500) if i != 408} | {501, 505}

@@ -18,10 +18,10 @@ from typing import Any
 import pytest
 from botbuilder.schema import Activity
 
-from bot.alerts import AlertService
+from bot.services.alerts import AlertService
+from bot.services.timekeeper import Timekeeper
+from bot.services.timing import STALLED_NOTICE
 from bot.store import SqliteStore, TimerSpec
-from bot.timekeeper import Timekeeper
-from bot.timing import STALLED_NOTICE
 from dialogs.replies import Event
 from flows.catalogue import catalogue
 from flows.concern import Concern, Reporter

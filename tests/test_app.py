@@ -21,12 +21,12 @@ from botbuilder.schema import (
 )
 from msrest.exceptions import ClientRequestError
 
-from bot.adapter import DEFAULT_APOLOGY, SafeguardingAdapter, create_adapter
 from bot.app import create_app
-from bot.connector import TeamsConnector
 from bot.errors import ConfigError, DeliveryError, DeliveryRefused, map_exceptions
 from bot.settings import Secret, Settings
 from bot.store import SqliteStore
+from bot.teams.adapter import DEFAULT_APOLOGY, SafeguardingAdapter, create_adapter
+from bot.teams.connector import TeamsConnector
 from tests.fakeconnector import FakeConnector
 
 OUR_TENANT = "11111111-1111-1111-1111-111111111111"

@@ -19,11 +19,11 @@ from hypothesis import strategies as st
 
 from bot import cli
 from bot.errors import ConfigError
-from bot.keys import KEY_FILE, load_codec
-from bot.sealing import MAGIC, SEALED_COLUMNS, FieldCodec, SealError
 from bot.server import build_server
 from bot.settings import Secret, Settings
 from bot.store import SqliteStore
+from bot.store.keys import KEY_FILE, load_codec
+from bot.store.sealing import MAGIC, SEALED_COLUMNS, FieldCodec, SealError
 from flows.catalogue import load_definitions
 from tests.e2e import DSL, REPORTER, SCHOOL, Clock, RunningBot
 from tests.fakeconnector import FakeConnector

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from bot.cards import answered_card, message_card, reply_card
+from bot.teams.cards import answered_card, message_card, reply_card
 from dialogs.session import SOMETHING_ELSE, _question, _time_left
 from dialogs.triage import suggest
 from flows.catalogue import load_definitions

@@ -14,7 +14,7 @@ import jsonschema
 import pytest
 from referencing import Registry
 
-from bot import manifest as app
+from bot.teams import manifest as app
 from tests import cardcheck
 
 APP_ID = "8a4f1c2e-1b2c-4d3e-9f00-123456789abc"

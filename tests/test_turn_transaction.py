@@ -11,8 +11,8 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from bot.keys import load_codec
 from bot.settings import Settings
+from bot.store.keys import load_codec
 from tests.e2e import REPORTER, Clock, RunningBot
 from tests.fakeconnector import FakeConnector
 from tests.test_e2e import CHILD, WALKS, alert_card, text_runs
@@ -35,7 +35,7 @@ async def test_a_turn_that_writes_commits_once(bot: RunningBot):
     commits = _turns_commits(bot)
     await bot.post(start)
     # One fsync-ed transaction; which card is live is written after the replies on the
-    # "cards" lane (no fsync: see bot/handler.py), so it is not counted here.
+    # "cards" lane (no fsync: see bot/teams/handler.py), so it is not counted here.
     assert commits.count("turns") == 1  # session, stalled-report timers, seen-mark
     for answer in WALK:
         commits.clear()
@@ -59,7 +59,7 @@ async def test_a_read_only_turn_commits_once_and_a_resent_activity_not_at_all(bo
 
 
 def _session(db_path: Path) -> dict:
-    # The session is sealed at rest (bot/sealing.py): read it with the data folder's key.
+    # The session is sealed at rest (bot/store/sealing.py): read it with the data folder's key.
     db = load_codec(Settings(data_dir=db_path.parent)).connect(db_path)
     try:
         row = db.execute("SELECT data FROM bot_state WHERE key = ?", (KEY,)).fetchone()

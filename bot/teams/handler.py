@@ -15,14 +15,14 @@ from botbuilder.core import InvokeResponse, MessageFactory, TurnContext, UserSta
 from botbuilder.core.teams import TeamsActivityHandler
 from botbuilder.schema import Activity, ActivityTypes, Attachment, ChannelAccount
 
-from bot.alerts import CARD, AlertService
-from bot.cards import answered_card, is_live, message_card, reply_card
 from bot.errors import ConflictError
-from bot.reconsider import RECONSIDER, Reconsideration
-from bot.reports import ReportsView, report_command
+from bot.services.alerts import CARD, AlertService
+from bot.services.reconsider import RECONSIDER, Reconsideration
+from bot.services.reports import ReportsView, report_command
+from bot.services.timekeeper import Timekeeper
+from bot.services.timing import MID_REPORT
 from bot.store import CARDS_LANE, DuplicateActivity, SqliteStore
-from bot.timekeeper import Timekeeper
-from bot.timing import MID_REPORT
+from bot.teams.cards import answered_card, is_live, message_card, reply_card
 from dialogs.replies import Reply, TurnResult
 from dialogs.session import Session
 from dialogs.text import reply_text

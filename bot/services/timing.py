@@ -1,7 +1,7 @@
 """When things must happen: escalation steps, deadline reminders and stalled-report timers.
 
 Pure planning: given a concern (or a session) and the time, which timers to set. The
-Timekeeper (bot/timekeeper.py) fires them; the store keeps them, so restarts lose none.
+Timekeeper (bot/services/timekeeper.py) fires them; the store keeps them, so restarts lose none.
 """
 
 from __future__ import annotations

@@ -16,8 +16,8 @@ from typing import Any
 from botbuilder.core import MessageFactory
 from botbuilder.schema import Activity, ActivityTypes, Attachment
 
-from bot.cards import card, heading, submit, verbatim
 from bot.store import SqliteStore, StoredConcern
+from bot.teams.cards import card, heading, submit, verbatim
 from dialogs.session import recipient
 from flows.concern import FLAGS, Reporter
 
@@ -27,7 +27,7 @@ CARD = "application/vnd.microsoft.card.adaptive"
 MY_REPORTS = "my_reports"
 OPEN_CONCERNS = "open_concerns"
 # Always a command, even part-way through a report (no question's answer looks like these).
-RECONSIDER = "reconsider"  # answered by bot/reconsider.py
+RECONSIDER = "reconsider"  # answered by bot/services/reconsider.py
 PHRASES = {
     "my reports": MY_REPORTS,
     "my report": MY_REPORTS,

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-APPMANIFEST_DIR = Path(__file__).resolve().parent.parent / "appmanifest"
+APPMANIFEST_DIR = Path(__file__).resolve().parents[2] / "appmanifest"
 # Newest schema bundled by @microsoft/app-manifest (package.json); the template uses no
 # feature newer than 1.22, so an older tenant can be served with --manifest-version 1.22.
 MANIFEST_VERSION = "1.30"

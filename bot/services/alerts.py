@@ -27,8 +27,16 @@ from botbuilder.schema import (
     Mention,
 )
 
-from bot.cards import alert_card, alert_fallback_text, word_parts, words_card
 from bot.errors import DeliveryError, DeliveryRefused, Failure, StoreError, classify
+from bot.services.timing import (
+    CHASE_SOCIAL_CARE,
+    DEADLINE,
+    ESCALATE,
+    ESCALATION_TEXT,
+    deadline_timers,
+    escalation_step,
+)
+from bot.services.worker import run_until_stopped
 from bot.store import (
     AlertPost,
     AlertPostRecord,
@@ -39,15 +47,7 @@ from bot.store import (
     StoredConcern,
     TimerSpec,
 )
-from bot.timing import (
-    CHASE_SOCIAL_CARE,
-    DEADLINE,
-    ESCALATE,
-    ESCALATION_TEXT,
-    deadline_timers,
-    escalation_step,
-)
-from bot.worker import run_until_stopped
+from bot.teams.cards import alert_card, alert_fallback_text, word_parts, words_card
 from dialogs.replies import Event
 from dialogs.session import recipient
 from flows.calendar import working_days_for
@@ -82,7 +82,7 @@ VERBS = {
 
 
 class Messenger(Protocol):
-    """The outgoing half of the Teams port (bot/connector.py's TeamsConnector)."""
+    """The outgoing half of the Teams port (bot/teams/connector.py's TeamsConnector)."""
 
     async def post_to_channel(
         self, service_url: str, tenant_id: str, team_id: str, channel_id: str, activity: Activity

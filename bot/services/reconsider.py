@@ -20,10 +20,10 @@ from typing import Any
 from botbuilder.core import MessageFactory
 from botbuilder.schema import Activity
 
-from bot.alerts import AlertService
-from bot.cards import card, heading, submit
-from bot.reports import RECONSIDER, _card_activity, _line
+from bot.services.alerts import AlertService
+from bot.services.reports import RECONSIDER, _card_activity, _line
 from bot.store import SqliteStore, StoredConcern
+from bot.teams.cards import card, heading, submit
 from flows.concern import Reporter
 from flows.engine import contact_line
 

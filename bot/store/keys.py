@@ -21,8 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from bot.errors import ConfigError
-from bot.sealing import KEY_BYTES, FieldCodec
 from bot.settings import Settings
+from bot.store.sealing import KEY_BYTES, FieldCodec
 
 logger = logging.getLogger(__name__)
 

@@ -14,11 +14,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from bot.alerts import AlertService
-from bot.cards import card, heading, verbatim
 from bot.errors import SafeguardingBotError
-from bot.store import OutboxMessage, SqliteStore, StoredConcern, Timer, TimerSpec
-from bot.timing import (
+from bot.services.alerts import AlertService
+from bot.services.timing import (
     CHASE_SOCIAL_CARE,
     DEADLINE,
     ESCALATE,
@@ -28,7 +26,9 @@ from bot.timing import (
     escalation_step,
     stalled_timers,
 )
-from bot.worker import run_until_stopped
+from bot.services.worker import run_until_stopped
+from bot.store import OutboxMessage, SqliteStore, StoredConcern, Timer, TimerSpec
+from bot.teams.cards import card, heading, verbatim
 from flows.calendar import working_days_for
 from flows.catalogue import catalogue
 from flows.concern import Reporter

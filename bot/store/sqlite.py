@@ -37,7 +37,7 @@ from botbuilder.core import Storage, StoreItem
 from botbuilder.schema import ConversationReference
 
 from bot.errors import ConflictError, StoreError
-from bot.sealing import FieldCodec, Sensitive, reseal
+from bot.store.sealing import FieldCodec, Sensitive, reseal
 from flows.concern import Concern
 
 logger = logging.getLogger(__name__)
@@ -502,7 +502,7 @@ class SqliteStore(Storage):
     ) -> None:
         super().__init__()
         self.path = Path(path)
-        # Seals the columns holding words and names (bot/sealing.py); None only in unit tests.
+        # Seals the columns holding words and names (bot/store/sealing.py); None only in unit tests.
         self._codec = codec
         self._clock = clock
         self._lease = lease

@@ -19,9 +19,9 @@ from botframework.connector.auth import AuthenticateRequestResult
 from msrest.serialization import Model
 from msrest.universal_http.requests import ClientRetryPolicy
 
-from bot.edge import Refusal, check_bearer
 from bot.errors import ConfigError
 from bot.settings import Settings
+from bot.teams.edge import Refusal, check_bearer
 
 logger = logging.getLogger(__name__)
 

@@ -319,7 +319,7 @@ def _finalize(value: Any) -> str:
 
 
 _ENV = jinja2.Environment(
-    loader=jinja2.PackageLoader("bot", "templates"),
+    loader=jinja2.PackageLoader("bot.teams", "templates"),
     autoescape=False,
     undefined=jinja2.StrictUndefined,
     finalize=_finalize,

@@ -1,0 +1,1 @@
+"""The services behind a turn: alert delivery, timers, the staff and DSL lists, reconsideration."""
