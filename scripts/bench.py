@@ -316,7 +316,8 @@ def seed(data: Path, count: int) -> None:
     """Store `count` open DSL-team concerns (runs with the checkout under test's modules)."""
     from datetime import UTC, datetime
 
-    from bot.store.sqlite import _concern_row, _upsert_concern, open_store
+    from bot.store import open_store
+    from bot.store.rows import _concern_row, _upsert_concern
     from tests.test_store import make_concern
 
     data.mkdir(parents=True, exist_ok=True)

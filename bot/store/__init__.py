@@ -1,24 +1,30 @@
 """The store: everything durable - bot state, concerns, the outbox, timers, audit.
 
-`SqliteStore` (sqlite.py) is the embedded backend; `sealing` and `keys` seal the columns that
-hold what people wrote. Callers import from here, never from a backend module.
+Callers import from here, never from a module inside. A newcomer's map:
+- store.py: `Store`, the one interface (annotate with it), assembled from concerns.py,
+  outbox.py, timers.py and upkeep.py - every query written once, in the SQL both databases
+  share - over core.py (lanes, transactions, the chat turn's unit of work, botbuilder Storage).
+- model.py: the records handed back (StoredConcern, OutboxItem, Timer ...); rows.py: row <->
+  record; migrations.py: the schema as data; lanes.py: threads, the write gate, TurnUnit.
+- sqlite.py: the embedded backend (`SqliteStore`, one file).
+- sealing.py and keys.py seal the columns that hold what people wrote.
 """
 
-from bot.store.sqlite import (
-    CARDS_LANE,
-    SCHEMA_VERSION,
+from bot.store.lanes import CARDS_LANE
+from bot.store.migrations import SCHEMA_VERSION
+from bot.store.model import (
     AlertPost,
     AlertPostRecord,
     DeliveryEffects,
     DuplicateActivity,
     OutboxItem,
     OutboxMessage,
-    SqliteStore,
     StoredConcern,
     Timer,
     TimerSpec,
-    open_store,
 )
+from bot.store.sqlite import SqliteStore, open_store
+from bot.store.store import Store
 
 __all__ = [
     "CARDS_LANE",
@@ -30,6 +36,7 @@ __all__ = [
     "OutboxItem",
     "OutboxMessage",
     "SqliteStore",
+    "Store",
     "StoredConcern",
     "Timer",
     "TimerSpec",
