@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -63,6 +63,9 @@ class Session:
         self, text: str | None = None, value: Mapping[str, Any] | None = None, *, now: datetime
     ) -> TurnResult:
         """One incoming message: typed `text`, or a card's submitted `value`."""
+        # One clock per turn: whether it is school hours is decided here, once, and every
+        # message of the turn (the out-of-hours notice, a step's warning) follows it.
+        self._context = replace(self._context, in_school_hours=self.profile.in_school_hours(now))
         self._replies: list[Reply] = []
         self._events: list[Event] = []
         self._answered: list[tuple[str, str]] = []
@@ -299,7 +302,7 @@ class Session:
         self._replies.append(
             Reply(kind="text", title=definition.title, text=definition.description)
         )
-        if not prefill and not self.profile.in_school_hours(now):
+        if not prefill and not self._context.in_school_hours:
             route = definition.route
             to = None
             if route != "dsl_team":  # who it is about is not known yet

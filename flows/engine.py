@@ -37,11 +37,14 @@ class InvalidAnswer(ValueError):
 
 @dataclass(frozen=True)
 class FlowContext:
-    """Everything a run needs from outside: the school and who is reporting."""
+    """Everything a run needs from outside: the school, who is reporting, and whether it is
+    school hours - decided once per turn by the caller (flows/ has no clock), so no two
+    messages of one turn can disagree about it."""
 
     profile: Any  # flows.profile.SchoolProfile
     reporter: Reporter
     calendar: WorkingDays
+    in_school_hours: bool = True
 
 
 @dataclass(frozen=True)
@@ -108,10 +111,14 @@ def template_context(
     profile: Any,
     answers: Mapping[str, str] | None = None,
     values: Mapping[str, Any] | None = None,
+    *,
+    in_school_hours: bool = True,
 ) -> dict[str, Any]:
-    """What a prompt may use: the school, its rules and contacts, answers shown and raw."""
+    """What a prompt may use: the school, its rules and contacts, answers shown and raw, and
+    the turn's one decision on whether it is school hours (`in_school_hours`)."""
     return {
         "school": profile,
+        "in_school_hours": in_school_hours,
         "rules": profile.rules,
         "answers": dict(answers or {}),
         "values": dict(values or {}),
@@ -309,7 +316,10 @@ class FlowRun:
 
     def _template_context(self) -> dict[str, Any]:
         return template_context(
-            self.context.profile, self.answers_for_display(), self.data["answers"]
+            self.context.profile,
+            self.answers_for_display(),
+            self.data["answers"],
+            in_school_hours=self.context.in_school_hours,
         )
 
     def prompt(self) -> Prompt:

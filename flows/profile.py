@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 
-from flows.calendar import WorkingDays
+from flows.calendar import working_days_for
 
 log = logging.getLogger(__name__)
 
@@ -297,7 +297,8 @@ class SchoolProfile:
         d = local.date()
         if local.weekday() not in self.school_days or d in self.closure_days:
             return False
-        if WorkingDays(self.closure_days, tz=self.timezone).is_bank_holiday(d):
+        # The cached calendar: the bank holidays are built once per school, not per turn.
+        if working_days_for(self).is_bank_holiday(d):
             return False
         return self.school_start <= local.time().replace(tzinfo=None) < self.school_end
 

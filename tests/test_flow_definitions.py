@@ -3,6 +3,7 @@ and no phone number written into a flow (numbers come from the school's contact 
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -162,8 +163,8 @@ SCHOOLS = all_schools()
 @pytest.mark.parametrize("school", SCHOOLS, ids=lambda s: s.id)
 @pytest.mark.parametrize("flow", FLOWS, ids=by_id)
 def test_every_text_renders_for_every_school(flow: FlowDefinition, school: SchoolProfile) -> None:
-    for answers, values in value_sets(flow):
-        context = template_context(school, answers, values)
+    for (answers, values), in_hours in itertools.product(value_sets(flow), (True, False)):
+        context = template_context(school, answers, values, in_school_hours=in_hours)
         for where, template in texts(flow):
             try:
                 shown = render(template, context)
