@@ -38,9 +38,13 @@ HELP = (
     "- 'back' to change your last answer, 'cancel' to stop\n"
     "- 'my reports' to see what happened to reports you made ('open concerns': DSL team)\n"
     "- 'not acted on' if you feel a concern you reported has not been addressed\n"
-    "- 'contacts', or a name like 'lado', 'police', 'out of hours', 'dsl' for a number\n"
-    "If a child is in immediate danger, phone {emergency} now - do not wait for me."
+    "- 'contacts', or a name like 'lado', 'police', 'out of hours', 'dsl' for a number"
 )
+# Kept apart from the list of commands (its own red block), so it is never read as one more.
+EMERGENCY_LINE = "If a child is in immediate danger, phone {emergency} now - do not wait for me."
+# Button titles that texts name: one source, so the words always match the buttons.
+SEND_BUTTON = "Send now"
+CHANGE_BUTTON = "Change an answer"
 
 
 @dataclass
@@ -203,7 +207,8 @@ class Session:
     # -- commands ---------------------------------------------------------------------
 
     def _cmd_help(self, now: datetime) -> None:
-        self._say(HELP.format(emergency=self._emergency()))
+        self._replies.append(Reply(kind="text", title="Help", text=HELP))
+        self._say(EMERGENCY_LINE.format(emergency=self._emergency()), urgent=True)
         if self.state["mode"] != "idle":
             self._reprompt(now)
 
@@ -386,9 +391,13 @@ class Session:
                 kind="summary",
                 title="Check your report before it is sent",
                 text=f"This will go to {to}. Check every answer. To correct one, press "
-                "'Change' (or type 'change' and its number). Nothing is sent until you press Send.",
+                f"'{CHANGE_BUTTON}' (or type 'change' and its number). Nothing is sent until "
+                f"you press '{SEND_BUTTON}'.",
                 facts=facts,
-                options=(Option("confirm", "Send now", "positive"),),
+                options=(
+                    Option("confirm", SEND_BUTTON, "positive"),
+                    Option("change", CHANGE_BUTTON),
+                ),
                 submit={"action": "confirm"},
                 urgent=concern.priority == "urgent",
             )

@@ -4,33 +4,29 @@
 # boundary times - just before and just after the end of the school day, before it starts, a
 # closure day - and a report that runs across the end of the day.
 #
-# Coverage: every answer of every step (in every flow a switch leads to) is taken at least
-# once per time, and each path is followed to its end, so every message a step can say is
-# seen together with the notice its report started with.
+# Coverage (tests/sessionwalks.py): every answer of every step, in every flow a switch leads
+# to, is taken at least once per time, within a report that began with the menu press - so
+# every message a step can say is seen beside the notice its report started with.
 from __future__ import annotations
 
-import json
 import re
-from collections.abc import Iterator
 from dataclasses import replace
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from typing import Any
 
 import pytest
 
-from dialogs.session import Session
 from dialogs.text import reply_text
-from flows.catalogue import catalogue
-from tests.flowkit import LONDON, REPORTER, school
+from tests import sessionwalks
+from tests.flowkit import LONDON, school
+from tests.sessionwalks import EVERY_ANSWER, FLOWS
 
-FLOWS = catalogue()
 SCHOOL = school("buttsbury-junior")  # Monday to Friday, 08:30 to 15:30
 MONDAY = date(2026, 11, 23)
 # What a message claims about the time of day. A new text that says "school hours" in other
 # words belongs here too (the liveness test below keeps both lists matching something).
 IN_HOURS = re.compile(r"before the end of the school day|decides today|in school hours now", re.I)
 OUT_OF_HOURS = re.compile(r"outside school hours|out of school hours", re.I)
-SECOND = timedelta(seconds=1)
 
 
 def at(hour: int, minute: int, second: int = 0, day: date = MONDAY) -> datetime:
@@ -48,14 +44,10 @@ TIMES = {
 }
 
 
-def answers_for(step: Any) -> list[Any]:
-    if step.kind == "choice":
-        return [choice.value for choice in step.choices]
-    if step.kind == "yes_no":
-        return ["yes", "no"]
-    return {"info": ["ok"], "datetime": ["now"], "number": [str(step.minimum or 1)]}.get(
-        step.kind, [f"sample {step.id}"]
-    )
+def walks(flow_id: str, profile: Any, start: datetime, covered: set | None = None):
+    """Each report's messages as text (cards' text too), turn by turn."""
+    for turns in sessionwalks.walks(flow_id, profile, start, covered):
+        yield [[reply_text(reply) for reply in said] for said in turns]
 
 
 def claims(text: str) -> set[str]:
@@ -65,54 +57,6 @@ def claims(text: str) -> set[str]:
     if OUT_OF_HOURS.search(text):
         found.add("outside school hours")
     return found
-
-
-def _turn(profile: Any, state: dict[str, Any], value: dict[str, Any], now: datetime):
-    session = Session(profile, REPORTER, json.loads(json.dumps(state)), new_id=lambda: "c-1")
-    result = session.handle(None, value, now=now)
-    texts = [reply_text(reply) for reply in result.replies]
-    return json.loads(json.dumps(result.state)), texts
-
-
-def walks(
-    flow_id: str, profile: Any, start: datetime, covered: set | None = None
-) -> Iterator[list[list[str]]]:
-    """Reports' messages, turn by turn, from the menu press on; `covered` collects each
-    (flow, step, answer) taken. A path stops where every answer was taken before (what
-    follows was walked then), and goes on to Send otherwise."""
-    covered = set() if covered is None else covered
-    state, first = _turn(profile, {}, {"action": "start", "flow": flow_id}, start)
-    yield from _walk(profile, state, [first], start, covered)
-
-
-def _walk(profile, state, turns, now, covered) -> Iterator[list[list[str]]]:
-    now += SECOND
-    if state.get("mode") == "summary":
-        _, said = _turn(profile, state, {"action": "confirm"}, now)
-        yield [*turns, said]
-        return
-    if state.get("mode") != "flow":
-        yield turns
-        return
-    flow_id, step_id = state["flow"]["flow"], state["flow"]["step"]
-    step = FLOWS[flow_id].definition.step(step_id)
-    fresh = [a for a in answers_for(step) if (flow_id, step_id, a) not in covered]
-    covered.update((flow_id, step_id, a) for a in fresh)
-    if not fresh:
-        yield turns
-        return
-    for answer in fresh:
-        value = {"action": "answer", "step": step_id, "value": answer}
-        after, said = _turn(profile, state, value, now)
-        yield from _walk(profile, after, [*turns, said], now, covered)
-
-
-EVERY_ANSWER = {
-    (flow_id, step.id, answer)
-    for flow_id, flow in FLOWS.items()
-    for step in flow.definition.steps
-    for answer in answers_for(step)
-}
 
 
 def contradictions(turns: list[list[str]]) -> list[str]:

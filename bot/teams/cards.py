@@ -109,7 +109,7 @@ def _reply_body(reply: Reply) -> list[dict[str, Any]]:
     if reply.kind == "question" and reply.optional:
         # The card has a Skip button: the words must name it, not a word to type.
         shown = _TYPE_SKIP.sub(
-            lambda m: ("Press" if m.group(1) == "T" else "press") + " Skip", shown
+            lambda m: ("Press" if m.group(1) == "T" else "press") + " 'Skip'", shown
         )
     text = _plain(shown)
     if reply.urgent:
@@ -204,9 +204,10 @@ def _actions(reply: Reply, body: list[dict[str, Any]]) -> list[dict[str, Any]]:
         return _question_actions(reply, body, data)
     if reply.kind == "summary":
         steps = [{"title": label, "value": label.split(".", 1)[0]} for label, _ in reply.facts]
+        titles = {option.value: option.label for option in reply.options}
         change = {
             "type": "Action.ShowCard",
-            "title": "Change an answer",
+            "title": titles["change"],
             "card": card(
                 [
                     {
@@ -221,7 +222,7 @@ def _actions(reply: Reply, body: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 [submit("Change it", {"action": "change"})],
             ),
         }
-        send = submit("Send now", {"action": "confirm"}, "positive", inputs=False)
+        send = submit(titles["confirm"], {"action": "confirm"}, "positive", inputs=False)
         return [send, change, *NAVIGATION[1:]]
     if reply.kind == "confirm":
         return [submit(o.label, {"action": o.value}, o.style, inputs=False) for o in reply.options]
@@ -285,7 +286,7 @@ def _time_inputs(reply: Reply, body: list[dict[str, Any]], data: dict) -> list[d
         "id": "time",
         "label": "Time",
         "isRequired": not reply.optional,
-        "errorMessage": "Choose the time, or press Now.",
+        "errorMessage": "Choose the time, or press 'Now'.",
     }
     body.append(
         {
