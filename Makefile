@@ -4,6 +4,10 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 NODE_STAMP := node_modules/.installed
+# Ports, overridable when something else has them: `make run PORT=3980`,
+# `make playground PORT=3980 PLAYGROUND_PORT=56151`.
+PORT ?= 3978
+PLAYGROUND_PORT ?= 56150
 
 .PHONY: run test chat playground bench lint venv manifest clean
 
@@ -21,28 +25,28 @@ $(NODE_STAMP): package.json package-lock.json
 
 venv: $(STAMP)
 
-# The Teams bot on its embedded defaults: example profile, SQLite under data/, port 3978,
-# local-development mode (no APP_ID). Talk to it with `make playground` in another terminal.
+# The Teams bot on its embedded defaults: example profile, SQLite under data/, port 3978 (or
+# PORT=), local-development mode (no APP_ID). Talk to it with `make playground` in another terminal.
 run: $(STAMP)
-	$(BIN)/safeguarding-bot serve --profile profiles/buttsbury-junior.yaml --data data --port 3978
+	$(BIN)/safeguarding-bot serve --profile profiles/buttsbury-junior.yaml --data data --port $(PORT)
 
 # The Microsoft 365 Agents Playground (Teams, emulated offline) against `make run`'s bot.
 # playground.yml matches the example profile: see scripts/playground_config.py.
 playground: $(NODE_STAMP) $(STAMP)
 	mkdir -p build
-	@echo "Agents Playground: open http://127.0.0.1:56150 (needs 'make run' in another terminal)."
+	@echo "Agents Playground: open http://127.0.0.1:$(PLAYGROUND_PORT) (needs 'make run PORT=$(PORT)' in another terminal)."
 	@echo "You type as Sam Teacher, a member of staff who is not in the DSL team."
 	@echo "To act as the DSL (Ann Robinson), start this in a third terminal BEFORE you send a"
 	@echo "report; it presses the alert's buttons as her through the Playground:"
-	@echo "    $(BIN)/python scripts/playground_dsl.py"
+	@echo "    $(BIN)/python scripts/playground_dsl.py --url http://127.0.0.1:$(PLAYGROUND_PORT)"
 	@echo "(--press acknowledge presses at once; --as 'Jo Colleague' shows a refusal.)"
 	TEAMSAPPTESTER_BROWSER=none APPLICATION_INSIGHTS_NO_STATSBEAT=1 \
 	APPLICATIONINSIGHTS_CONFIGURATION_CONTENT='{"disableAppInsights":true,"disableStatsbeat":true}' \
 	M365_AGENTS_PLAYGROUND_CONFIG_PATH=$(CURDIR)/playground.yml \
 	M365_AGENTS_PLAYGROUND_LOGFILE=$(CURDIR)/build/playground.log \
 	node node_modules/@microsoft/m365agentsplayground/cli.js start \
-	  -e http://127.0.0.1:3978/api/messages -c msteams -p 56150 \
-	  --service-url http://127.0.0.1:56150/_connector --disable-telemetry
+	  -e http://127.0.0.1:$(PORT)/api/messages -c msteams -p $(PLAYGROUND_PORT) \
+	  --service-url http://127.0.0.1:$(PLAYGROUND_PORT)/_connector --disable-telemetry
 
 chat: $(STAMP)
 	$(BIN)/safeguarding-bot chat --profile profiles/buttsbury-junior.yaml

@@ -3,6 +3,7 @@ platform. Every refusal is one log line and one count, never a traceback."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Collection
 from typing import Any
@@ -28,6 +29,9 @@ from bot.teams.edge import (
 logger = logging.getLogger(__name__)
 
 MESSAGES_PATH = "/api/messages"
+# /readyz's answer when the store cannot answer a cheap query in time (fixed: no error text).
+NOT_READY = {"status": "not ready", "reason": "database unavailable"}
+READY_TIMEOUT_SECONDS = 3.0
 
 SETTINGS_KEY = web.AppKey("settings", Settings)
 STORE_KEY = web.AppKey("store", SqliteStore)
@@ -136,8 +140,15 @@ def create_app(
         return web.json_response({"status": "ok"})
 
     async def readyz(_: web.Request) -> web.Response:
-        if not await store.ready():
-            return web.json_response({"status": "not ready"}, status=503)
+        # A database that hangs is as unready as one that refuses: the probe must answer in
+        # time for the load balancer to route around this replica.
+        try:
+            ready = await asyncio.wait_for(store.ready(), READY_TIMEOUT_SECONDS)
+        except Exception as exc:  # TimeoutError, or a backend error ready() let through
+            logger.warning("readyz: the database did not answer (%s)", type(exc).__name__)
+            ready = False
+        if not ready:
+            return web.json_response(NOT_READY, status=503)
         # Still serving (200), but an operator must act: Teams refuses to post an alert.
         refused = await store.refused_alerts()
         if refused:

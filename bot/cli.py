@@ -1,4 +1,4 @@
-"""The `safeguarding-bot` command: chat, serve, flows draw, manifest."""
+"""The `safeguarding-bot` command: chat, serve, migrate, doctor, flows draw, manifest."""
 
 from __future__ import annotations
 
@@ -38,6 +38,39 @@ def cmd_serve(args: argparse.Namespace) -> int:
         environ[UNSAFE_BIND_FLAG] = "1"
     settings = Settings.from_environ(environ)
     serve(settings, _school(args), os.environ.get("SAFEGUARDING_CLOCK_FILE"))
+    return 0
+
+
+def _environ(args: argparse.Namespace) -> dict[str, str]:
+    environ = dict(os.environ)
+    if getattr(args, "data", None):
+        environ["DATA_DIR"] = args.data
+    return environ
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    """Apply the store's migrations and exit: a release step before replicas start."""
+    import logging
+
+    from bot.errors import StoreError
+    from bot.server import database_label, open_database
+    from bot.settings import Settings
+    from bot.store import SCHEMA_VERSION
+    from bot.store.keys import load_codec
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    settings = Settings.from_environ(_environ(args))
+    where = database_label(settings)
+    try:
+        store = open_database(settings, codec=load_codec(settings))
+    except StoreError as exc:
+        print(f"Database error at {where}: {exc}", file=sys.stderr)
+        return 1
+    try:
+        version = store.schema_version
+    finally:
+        store.close()
+    print(f"database {where} is at schema version {version} (this code: {SCHEMA_VERSION})")
     return 0
 
 
@@ -122,6 +155,16 @@ def build_parser() -> argparse.ArgumentParser:
         "talk to the bot unauthenticated (demos on a trusted network only)",
     )
     server.set_defaults(func=cmd_serve)
+
+    migrate = sub.add_parser(
+        "migrate",
+        help="apply the database migrations and exit",
+        description="Bring the database `serve` would use to this version's schema and "
+        "exit. `serve` does the same at start; run this first when "
+        "several replicas start together, or to see a migration fail before going live.",
+    )
+    migrate.add_argument("--data", default=None, help="data directory (env DATA_DIR)")
+    migrate.set_defaults(func=cmd_migrate)
 
     rotate = sub.add_parser(
         "rotate-key",

@@ -40,6 +40,19 @@ class Server:
     metrics: Metrics
 
 
+def open_database(
+    settings: Settings, *, codec: Any, clock: Callable[[], datetime] = utc_now
+) -> SqliteStore:
+    """The database `serve` uses, opened and migrated: `migrate` and `doctor` open it here
+    too, so all three always reach the same database with the same backend."""
+    return open_store(settings.database_path, clock=clock, codec=codec)
+
+
+def database_label(settings: Settings) -> str:
+    """Where the database is, for people to read (never a password)."""
+    return str(settings.database_path)
+
+
 def build_server(
     settings: Settings,
     school: Any,
@@ -51,7 +64,7 @@ def build_server(
 ) -> Server:
     # The key first: production without one refuses to start before anything is created.
     codec = load_codec(settings)
-    store = open_store(settings.database_path, clock=clock, codec=codec)
+    store = open_database(settings, codec=codec, clock=clock)
     adapter = create_adapter(settings, apology=APOLOGY_LEAD + phone_now(school))
     messenger = TeamsConnector(adapter, settings.app_id)
     alerts = AlertService(

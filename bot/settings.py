@@ -12,6 +12,8 @@ from types import SimpleNamespace
 from bot.errors import ConfigError
 
 APP_TYPES = ("SingleTenant", "UserAssignedMSI", "MultiTenant")
+# Azure no longer lets you create a multi-tenant Azure Bot: a school's bot is single-tenant.
+DEFAULT_APP_TYPE = "SingleTenant"
 # Local development answers anyone who can reach the port: only loopback, unless this is set.
 UNSAFE_BIND_FLAG = "UNSAFE_UNAUTHENTICATED_NETWORK_BIND"
 DEFAULT_PORT = 3978
@@ -65,7 +67,7 @@ class Settings:
     app_id: str = ""
     app_password: Secret = field(default_factory=lambda: Secret(""))
     app_tenant_id: str = ""
-    app_type: str = "MultiTenant"
+    app_type: str = DEFAULT_APP_TYPE
     port: int = DEFAULT_PORT
     host: str = "127.0.0.1"
     data_dir: Path = Path("data")
@@ -91,7 +93,7 @@ class Settings:
             return env.get(key, default).strip()
 
         app_id = get("APP_ID")
-        app_type = get("APP_TYPE", "MultiTenant") or "MultiTenant"
+        app_type = get("APP_TYPE") or DEFAULT_APP_TYPE
         if app_type not in APP_TYPES:
             raise ConfigError(f"Config 'APP_TYPE' must be one of {', '.join(APP_TYPES)}.")
         password = get("APP_PASSWORD")
