@@ -74,6 +74,31 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_doctor(args: argparse.Namespace) -> int:
+    """Check the profile and this environment against the live install; exit 1 on a FAIL."""
+    import asyncio
+
+    from bot import doctor
+    from bot.settings import Settings
+
+    settings = Settings.from_environ(_environ(args))  # what would stop `serve` stops this too
+    organisation = load_organisation(args.profile)
+    schools = [organisation.school(args.school)] if args.school else list(organisation.schools)
+    print(f"Checking {args.profile} ({len(schools)} school(s)) and this environment:")
+    checks = asyncio.run(
+        doctor.run_checks(
+            settings,
+            schools,
+            login_url=args.login_url,
+            service_url=args.service_url,
+            mounts=doctor.MOUNTS,
+        )
+    )
+    text, code = doctor.report(checks)
+    print(text)
+    return code
+
+
 def cmd_rotate_key(args: argparse.Namespace) -> int:
     import asyncio
     import sqlite3
@@ -165,6 +190,33 @@ def build_parser() -> argparse.ArgumentParser:
     )
     migrate.add_argument("--data", default=None, help="data directory (env DATA_DIR)")
     migrate.set_defaults(func=cmd_migrate)
+
+    from bot import doctor
+
+    check = sub.add_parser(
+        "doctor",
+        help="check the profile and this environment against the live install",
+        description="Run with the same environment as `serve`. Checks the ids, the data key, "
+        "the database, the credentials (a token from the login endpoint), that the bot is in "
+        "each DSL team and sees its channel, and that the DSL team are members. Prints "
+        "PASS/FAIL/SKIP for each, never a secret; exits 1 if anything failed.",
+    )
+    check.add_argument(
+        "--profile",
+        default=os.environ.get("PROFILE_PATH") or str(DEFAULT_PROFILE),
+        help="school profile YAML (env PROFILE_PATH)",
+    )
+    check.add_argument(
+        "--school", default=os.environ.get("SCHOOL_ID"), help="one school (default: all)"
+    )
+    check.add_argument("--data", default=None, help="data directory (env DATA_DIR)")
+    check.add_argument(
+        "--service-url", default=doctor.SERVICE_URL, help="the Bot Connector for your region"
+    )
+    check.add_argument(
+        "--login-url", default=doctor.LOGIN_URL, help="the Microsoft Entra login endpoint"
+    )
+    check.set_defaults(func=cmd_doctor)
 
     rotate = sub.add_parser(
         "rotate-key",

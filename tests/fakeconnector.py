@@ -7,6 +7,8 @@ async with FakeConnector() as connector:
     connector.fail_next(r"/v3/conversations$", statuses=[RESET])  # the connection is reset
     connector.fail_always(r"/v3/conversations$", 403, when=lambda json: ...)  # every time
     connector.hold_answer(r"/v3/conversations$")  # carry it out, keep the answer back
+    connector.app_credentials["<app id>"] = "<secret>"  # its login endpoint issues tokens
+    connector.add_team("19:team@thread.tacv2", channels=[...], members=[...])  # /v3/teams
     ...
     assert connector.sent_activities()[0]["text"] == "..."
 """
@@ -81,6 +83,13 @@ class FakeConnector:
         self._answer_holds: list[_Hold] = []
         self._ids = itertools.count(1_700_000_000_001)
         self._server: TestServer | None = None
+        # The login endpoint (POST /{tenant}/oauth2/v2.0/token, as login.microsoftonline.com):
+        # app id -> client secret it accepts; the tenants it knows (empty: any).
+        self.app_credentials: dict[str, str] = {}
+        self.tenants: set[str] = set()
+        self.issued_tokens: set[str] = set()
+        # Teams the bot is in: team id -> its channels (GET /v3/teams/{id}/conversations).
+        self.teams: dict[str, list[dict[str, Any]]] = {}
         self.app = self._build_app()
 
     # -- lifecycle -----------------------------------------------------------------------
@@ -154,6 +163,16 @@ class FakeConnector:
         self._answer_holds.append(held)
         return held
 
+    def add_team(
+        self,
+        team_id: str,
+        channels: list[dict[str, Any]],
+        members: list[dict[str, Any]] | None = None,
+    ) -> None:
+        """The bot is in this team: its channels ({"id", "name"}) and its members' roster."""
+        self.teams[team_id] = channels
+        self.conversations[team_id] = FakeConversation(team_id, True, None, None, members or [])
+
     def requests_to(self, path_regex: str, method: str | None = None) -> list[RecordedRequest]:
         pattern = re.compile(path_regex)
         return [
@@ -191,6 +210,8 @@ class FakeConnector:
         app.router.add_get(conv + "/members", self._members)
         app.router.add_get(conv + "/pagedmembers", self._paged_members)
         app.router.add_get(conv + "/members/{user_id}", self._member)
+        app.router.add_get("/v3/teams/{team_id}/conversations", self._team_channels)
+        app.router.add_post("/{tenant}/oauth2/v2.0/token", self._token)
         app.router.add_route("*", "/{tail:.*}", self._anything_else)
         return app
 
@@ -342,6 +363,45 @@ class FakeConnector:
             if user_id in (member.get("id"), member.get("aadObjectId")):
                 return web.json_response(member)
         return _error(404, "MemberNotFoundInConversation", "member not found")
+
+    async def _token(self, request: web.Request) -> web.Response:
+        # Entra's client-credentials answers, with its AADSTS codes (and its habit of
+        # echoing what it was sent in the description).
+        form = await request.post()
+        tenant = request.match_info["tenant"]
+        client_id, secret = str(form.get("client_id", "")), str(form.get("client_secret", ""))
+
+        def refuse(status: int, error: str, code: str, message: str) -> web.Response:
+            description = f"{code}: {message} client_id={client_id} secret={secret!r}"
+            return web.json_response(
+                {"error": error, "error_description": description, "error_codes": [0]},
+                status=status,
+            )
+
+        if self.tenants and tenant not in self.tenants:
+            return refuse(400, "invalid_request", "AADSTS90002", f"Tenant '{tenant}' not found.")
+        if form.get("grant_type") != "client_credentials":
+            return refuse(400, "unsupported_grant_type", "AADSTS70003", "Unsupported grant.")
+        if form.get("scope") != "https://api.botframework.com/.default":
+            return refuse(400, "invalid_scope", "AADSTS70011", "The scope is not valid.")
+        if client_id not in self.app_credentials:
+            return refuse(400, "unauthorized_client", "AADSTS700016", "Application not found.")
+        if self.app_credentials[client_id] != secret:
+            return refuse(401, "invalid_client", "AADSTS7000215", "Invalid client secret.")
+        token = f"token-{uuid.uuid4().hex}"
+        self.issued_tokens.add(token)
+        return web.json_response(
+            {"token_type": "Bearer", "expires_in": 3599, "access_token": token}
+        )
+
+    async def _team_channels(self, request: web.Request) -> web.Response:
+        token = request.headers.get("Authorization", "").removeprefix("Bearer ")
+        if token not in self.issued_tokens:
+            return _error(401, "Unauthorized", "Authorization has been denied for this request.")
+        channels = self.teams.get(request.match_info["team_id"])
+        if channels is None:
+            return _error(403, "BotNotInConversationRoster", "The bot is not part of the roster.")
+        return web.json_response({"conversations": channels})
 
     async def _anything_else(self, request: web.Request) -> web.Response:
         # Recorded by the middleware, so a test can assert nothing like this happened.

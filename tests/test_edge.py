@@ -265,7 +265,9 @@ def test_development_mode_binds_the_network_only_with_the_loud_flag() -> None:
     for host in ("127.0.0.1", "localhost", "::1", "127.0.0.2"):
         assert Settings.from_environ({"HOST": host}).host == host
     assert Settings.from_environ({"HOST": "0.0.0.0", UNSAFE_BIND_FLAG: "1"}).host == "0.0.0.0"
-    assert Settings.from_environ({"HOST": "0.0.0.0", "APP_ID": "a", "APP_PASSWORD": "p"})
+    assert Settings.from_environ(
+        {"HOST": "0.0.0.0", "APP_ID": "a", "APP_PASSWORD": "p", "APP_TENANTID": "t"}
+    )
 
 
 # -- production mode: forged tokens ---------------------------------------------------------
