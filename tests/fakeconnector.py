@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import re
+import time
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
@@ -88,6 +89,10 @@ class FakeConnector:
         self.app_credentials: dict[str, str] = {}
         self.tenants: set[str] = set()
         self.issued_tokens: set[str] = set()
+        # App Service's managed-identity endpoint (GET /msi/token, as IDENTITY_ENDPOINT):
+        # the X-IDENTITY-HEADER it wants, and the identities (client ids) attached.
+        self.identity_header = "identity-header"
+        self.managed_identities: set[str] = set()
         # Teams the bot is in: team id -> its channels (GET /v3/teams/{id}/conversations).
         self.teams: dict[str, list[dict[str, Any]]] = {}
         self.app = self._build_app()
@@ -212,6 +217,7 @@ class FakeConnector:
         app.router.add_get(conv + "/members/{user_id}", self._member)
         app.router.add_get("/v3/teams/{team_id}/conversations", self._team_channels)
         app.router.add_post("/{tenant}/oauth2/v2.0/token", self._token)
+        app.router.add_get("/msi/token", self._managed_identity_token)
         app.router.add_route("*", "/{tail:.*}", self._anything_else)
         return app
 
@@ -392,6 +398,25 @@ class FakeConnector:
         self.issued_tokens.add(token)
         return web.json_response(
             {"token_type": "Bearer", "expires_in": 3599, "access_token": token}
+        )
+
+    async def _managed_identity_token(self, request: web.Request) -> web.Response:
+        if request.headers.get("X-IDENTITY-HEADER") != self.identity_header:
+            return web.json_response({"statusCode": 401, "message": "bad header"}, status=401)
+        client_id = request.query.get("client_id", "")
+        if client_id not in self.managed_identities:
+            message = "No managed identity found for specified ClientId/ResourceId/PrincipalId."
+            return web.json_response({"statusCode": 400, "message": message}, status=400)
+        token = f"token-{uuid.uuid4().hex}"
+        self.issued_tokens.add(token)
+        return web.json_response(
+            {
+                "access_token": token,
+                "expires_on": str(int(time.time()) + 3600),
+                "resource": request.query.get("resource", ""),
+                "token_type": "Bearer",
+                "client_id": client_id,
+            }
         )
 
     async def _team_channels(self, request: web.Request) -> web.Response:

@@ -241,3 +241,21 @@ async def test_settings_that_would_not_start_are_refused_first(install, teams, c
     code, out = await doctor(install, teams, capsys)
     assert code == 2
     assert "Config 'APP_PASSWORD' is missing" in out
+
+
+async def test_a_managed_identity_gets_its_token_from_the_identity_endpoint(
+    install, teams, capsys, monkeypatch
+) -> None:
+    monkeypatch.setenv("APP_TYPE", "UserAssignedMSI")
+    monkeypatch.setenv("APP_PASSWORD", "")
+    monkeypatch.setenv("IDENTITY_ENDPOINT", f"{teams.url}msi/token")
+    monkeypatch.setenv("IDENTITY_HEADER", teams.identity_header)
+    teams.managed_identities.add(APP_ID)
+    code, out = await doctor(install, teams, capsys)
+    assert code == 0, out
+    assert "the managed identity issued a Bot Framework token" in line(out, "credentials")
+
+    teams.managed_identities.clear()  # the identity is not attached to this App Service
+    code, out = await doctor(install, teams, capsys)
+    assert code == 1
+    assert "no token from the managed identity" in line(out, "credentials")
