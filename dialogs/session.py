@@ -131,10 +131,16 @@ class Session:
     # -- modes ------------------------------------------------------------------------
 
     def _text_idle(self, text: str, now: datetime) -> None:
+        # What they typed before choosing a procedure goes with the report as their own
+        # opening words (the first few messages; never the child's words).
+        opening = self.state.get("opening", [])
+        if len(opening) < OPENING_MESSAGES:
+            opening = [*opening, text]
         candidates = suggest(text, (f.definition for f in self.flows.values()))
         if not candidates:
+            self.state = {"mode": "idle", "opening": opening}
             return self._cmd_menu(now)
-        self.state = {"mode": "triage", "candidates": candidates}
+        self.state = {"mode": "triage", "candidates": candidates, "opening": opening}
         options = [Option(c, self.flows[c].definition.short_title) for c in candidates]
         options.append(Option("menu", SOMETHING_ELSE, submit=MENU_COMMAND))
         self._replies.append(
@@ -156,14 +162,14 @@ class Session:
         said = text.strip().lower()
         if said in {SOMETHING_ELSE.lower(), str(len(self.state["candidates"]) + 1)}:
             return self._cmd_menu(now)
-        self.state = {"mode": "idle"}
+        self.state = {"mode": "idle", **_opening(self.state)}
         return self._text_idle(text, now)
 
     def _text_menu(self, text: str, now: datetime) -> None:
         chosen = _pick(text, list(self.flows), self.flows)
         if chosen:
             return self._start(chosen, now)
-        self.state = {"mode": "idle"}
+        self.state = {"mode": "idle", **_opening(self.state)}
         return self._text_idle(text, now)
 
     def _text_flow(self, text: str, now: datetime) -> None:
@@ -216,7 +222,7 @@ class Session:
         if self.state["mode"] in {"flow", "summary"}:
             self._say("You are part-way through a report. Type 'cancel' first to stop it.")
             return self._reprompt(now)
-        self.state = {"mode": "menu"}
+        self.state = {"mode": "menu", **_opening(self.state)}
         self._replies.append(
             Reply(
                 kind="menu",
@@ -282,15 +288,19 @@ class Session:
         now: datetime,
         prefill: Mapping[str, Any] | None = None,
         raised: Mapping[str, Any] | None = None,
+        opening_words: str | None = None,
     ) -> None:
-        """Start a flow; after a switch, `prefill` holds the answers kept and `raised` the
-        early alert already sent (its route, when and at which step)."""
+        """Start a flow; after a switch, `prefill` holds the answers kept, `raised` the
+        early alert already sent (its route, when and at which step) and `opening_words`
+        what the staff member first typed."""
         flow = self.flows[flow_id]
+        if not prefill:
+            opening_words = "\n".join(self.state.get("opening", [])) or None
         self.state = {
             "mode": "flow",
             "concern_id": self.state.get("concern_id") if prefill else self.new_id(),
             "raised": False,
-            "flow": flow.new_state(now, prefill),
+            "flow": flow.new_state(now, prefill, opening_words),
         }
         if raised and raised["route"] == flow.definition.route:
             # The same people keep the same alert: later answers update that card.
@@ -338,6 +348,7 @@ class Session:
             for message in outcome.say:
                 self._say(message, urgent=True)
             carry = raised = None
+            opening_words = run.data.get("opening_words")
             if outcome.switch_to:
                 carry = run.carry_over()
                 if self.state.get("raised"):
@@ -354,7 +365,9 @@ class Session:
             else:
                 self._alert_events(run, outcome, now)
         if outcome.switch_to:
-            return self._start(outcome.switch_to, now, prefill=carry, raised=raised)
+            return self._start(
+                outcome.switch_to, now, prefill=carry, raised=raised, opening_words=opening_words
+            )
         if outcome.exited:
             self.state = {"mode": "idle"}
             return self._say("That is the end of this procedure. Nothing else needs sending.")
@@ -385,6 +398,8 @@ class Session:
                 (f"{i}. {run.definition.step(step_id).label}", shown)
                 for i, (step_id, shown) in enumerate(run.answers_for_display().items(), start=1)
             )
+        if concern.opening_words:  # sent with the report: they see it before it goes
+            facts = (*facts, (OPENING_LABEL, concern.opening_words))
         to = recipient(self.profile, concern.routing.route, concern.subject_ids)
         self._replies.append(
             Reply(
@@ -475,7 +490,14 @@ class Session:
 
 
 SOMETHING_ELSE = "Something else"
+OPENING_MESSAGES = 5  # the first few messages typed before a procedure was chosen
+OPENING_LABEL = "Your first message (sent as your words, not the child's)"
 MENU_COMMAND = {"action": "command", "command": "menu"}
+
+
+def _opening(state: Mapping[str, Any]) -> dict[str, Any]:
+    """The opening words typed so far, kept while a procedure is being chosen."""
+    return {"opening": state["opening"]} if state.get("opening") else {}
 
 
 def _time_left(seconds: int) -> str:

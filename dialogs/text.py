@@ -59,6 +59,9 @@ def concern_text(concern: Concern, recipient: str) -> str:
         lines.extend(f"  | {line}" for line in concern.words.split("\n"))
     for detail in concern.details:
         lines.append(f"{detail.label}: {detail.value}")
+    if concern.opening_words:
+        lines.append("What the reporter first wrote (the reporter's words, not the child's):")
+        lines.extend(f"  | {line}" for line in concern.opening_words.split("\n"))
     if concern.actions_taken:
         lines.append("Actions already taken:")
         lines.extend(f"  - {a.label}: {a.value} ({a.at[11:16]})" for a in concern.actions_taken)

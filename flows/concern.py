@@ -104,6 +104,11 @@ class Concern:
     occurred_at: str | None = None
     location: str | None = None
     words: str | None = None  # the child's own words, verbatim
+    # What the staff member first typed to the bot ("her dad hits her"), verbatim: THEIR
+    # words, never to be read as the child's. On the record once the procedure is finished
+    # (an early alert gets them then: before the procedure knows who the report is about,
+    # the opening words could name an adult the first recipients must not hear about).
+    opening_words: str | None = None
     observations: str | None = None
     people_present: str | None = None
     subject_name: str | None = None  # the adult an allegation is about

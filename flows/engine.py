@@ -194,8 +194,14 @@ class CompiledFlow:
                 )
         return transitions
 
-    def new_state(self, now: datetime, prefill: Mapping[str, Any] | None = None) -> dict[str, Any]:
-        """A fresh run's state: JSON-serialisable, saved between turns by the caller."""
+    def new_state(
+        self,
+        now: datetime,
+        prefill: Mapping[str, Any] | None = None,
+        opening_words: str | None = None,
+    ) -> dict[str, Any]:
+        """A fresh run's state: JSON-serialisable, saved between turns by the caller.
+        `opening_words`: what the staff member typed before the report began (theirs)."""
         prefill = dict(prefill or {})
         carried = prefill.pop(CARRIED_FLAGS, None) or {}
         return {
@@ -209,6 +215,7 @@ class CompiledFlow:
             "raised_step": None,
             "prefill": prefill,
             "carried_flags": list(carried.get("value") or []),
+            "opening_words": opening_words,
         }
 
     @contextmanager
@@ -508,6 +515,8 @@ class FlowRun:
             finished_at=now.isoformat() if self.state == "done" else None,
             flags=self.flags(),
             dsl_decision=render(definition.dsl_decision, template_context(profile)),
+            # Only once finished: the route is settled by then (see Concern.opening_words).
+            opening_words=self.data.get("opening_words") if self.state == "done" else None,
         )
         after_raise = False  # answers after the step that raised the alert are its updates
         sources = {step.source for step, _ in self._path()} | {r.source for r in definition.rules}

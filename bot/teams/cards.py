@@ -203,7 +203,11 @@ def _actions(reply: Reply, body: list[dict[str, Any]]) -> list[dict[str, Any]]:
     if reply.kind == "question":
         return _question_actions(reply, body, data)
     if reply.kind == "summary":
-        steps = [{"title": label, "value": label.split(".", 1)[0]} for label, _ in reply.facts]
+        steps = [  # numbered facts are answers; others (their opening words) are not asked
+            {"title": label, "value": label.split(".", 1)[0]}
+            for label, _ in reply.facts
+            if label.split(".", 1)[0].isdigit()
+        ]
         titles = {option.value: option.label for option in reply.options}
         change = {
             "type": "Action.ShowCard",
@@ -340,6 +344,10 @@ STATUS_TEXT = {
 }
 
 
+# The staff member's own first message: labelled so nobody takes it for the child's words.
+OPENING_WORDS_LABEL = "What the reporter first wrote (the reporter's words, not the child's)"
+
+
 def _hhmm(iso: str | None) -> str:
     return datetime.fromisoformat(iso).strftime("%a %d %b %H:%M") if iso else ""
 
@@ -419,7 +427,8 @@ def _is_body_map(step_id: str) -> bool:
 
 def _alert_fields(concern: Concern) -> list[tuple[str, str]]:
     details = [(d.label, d.value) for d in concern.details if not _is_body_map(d.step)]
-    return concern.record_fields() + details
+    opening = [(OPENING_WORDS_LABEL, concern.opening_words)] if concern.opening_words else []
+    return concern.record_fields() + details + opening
 
 
 def _body_map(concern: Concern) -> list[tuple[str, str]]:
