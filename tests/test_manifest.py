@@ -141,8 +141,15 @@ def test_bot_is_personal_and_team_with_no_files_and_all_commands() -> None:
         tuple(cl["scopes"]): [c["title"] for c in cl["commands"]] for cl in bot["commandLists"]
     }
     assert lists == {
-        ("personal",): ["help", "report", "contacts", "my reports", "not acted on"],
-        ("team",): ["help", "report", "contacts", "my reports"],
+        ("personal",): [
+            "help",
+            "report",
+            "contacts",
+            "my reports",
+            "not acted on",
+            "open concerns",
+        ],
+        ("team",): ["help", "report", "contacts", "my reports", "open concerns"],
     }
     assert manifest["name"]["short"] == "Safeguarding"
     assert "Designated Safeguarding Lead" in manifest["description"]["full"]

@@ -12,6 +12,7 @@ import logging
 from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
+from urllib.parse import quote, urlencode
 
 from botbuilder.core import MessageFactory
 from botbuilder.schema import Activity, ActivityTypes, Attachment
@@ -182,6 +183,10 @@ class ReportsView:
         lines = [f"Open concerns ({total}):"]
         for number, stored in enumerate(found, start=1):
             items, line = self._open_item(number, stored, now)
+            link = thread_link(self.school, await self.store.alert_posts(stored.id))
+            if link:  # the DSL opens the alert's own thread: its card, its replies, its notes
+                open_thread = {"type": "Action.OpenUrl", "title": "Open its thread", "url": link}
+                items.append({"type": "ActionSet", "actions": [open_thread]})
             body.append({"type": "Container", "separator": True, "items": items})
             lines.append(line)
         if total > MAX_SHOWN:
@@ -229,6 +234,24 @@ class ReportsView:
 
     def _when(self, at: datetime) -> str:
         return at.astimezone(self.school.timezone).strftime("%H:%M, %a %d %b %Y")
+
+
+def thread_link(school: Any, posts: list[Any]) -> str | None:
+    """A Teams deep link to the channel thread an alert started, built from the thread's ids
+    (conversation "<channel id>;messageid=<root id>"); None for an alert sent only 1:1."""
+    for post in posts:
+        conversation = post.reference.conversation
+        channel_id, _, root = (conversation.id if conversation else "").partition(";messageid=")
+        if not root:
+            continue
+        query = {"tenantId": school.tenant_id, "parentMessageId": root}
+        if channel_id == school.dsl_channel.channel_id:
+            query["groupId"] = school.dsl_channel.team_id  # the team's Microsoft 365 group
+        return (
+            f"https://teams.microsoft.com/l/message/{quote(channel_id, safe='')}/{root}?"
+            + urlencode(query)
+        )
+    return None
 
 
 def _line(text: str, *, subtle: bool = False, color: str | None = None) -> dict[str, Any]:

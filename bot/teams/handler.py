@@ -18,11 +18,12 @@ from botbuilder.schema import Activity, ActivityTypes, Attachment, ChannelAccoun
 from bot.errors import ConflictError
 from bot.services.alerts import CARD, AlertService
 from bot.services.reconsider import RECONSIDER, Reconsideration
-from bot.services.reports import ReportsView, report_command
+from bot.services.reports import MY_REPORTS, OPEN_CONCERNS, ReportsView, report_command
 from bot.services.timekeeper import Timekeeper
 from bot.services.timing import MID_REPORT
 from bot.store import CARDS_LANE, DuplicateActivity, SqliteStore
 from bot.teams.cards import answered_card, is_live, message_card, reply_card
+from bot.teams.private import MOVED_TO_CHAT, send_privately, team_command
 from dialogs.replies import Reply, TurnResult
 from dialogs.session import Session
 from dialogs.text import reply_text
@@ -162,6 +163,9 @@ class SafeguardingBot(TeamsActivityHandler):
             "channel",
             "groupChat",
         }:
+            command = team_command(activity.text)
+            if command:  # what the manifest offers in a team: carried on in the 1:1 chat
+                return await self._continue_privately(turn_context, command)
             await turn_context.send_activity(CHANNEL_REPLY)
             return None
         files = [a for a in activity.attachments or [] if a.content_type != "text/html"]
@@ -195,6 +199,46 @@ class SafeguardingBot(TeamsActivityHandler):
         result = session.handle(activity.text or "", value, now=self.clock())
         await self._apply(turn_context, result, reporter, before)
         return None
+
+    async def _continue_privately(self, turn_context: TurnContext, command: str) -> None:
+        """A team-scope command: answered in the person's 1:1 chat (opened if need be), the
+        channel told only that - never a detail of any concern in the channel."""
+        activity = turn_context.activity
+        sender = activity.from_property or ChannelAccount()
+        reporter = Reporter(
+            name=sender.name or "Staff member", aad_object_id=sender.aad_object_id or sender.id
+        )
+        state = await self._state(turn_context, "session")
+        result = None
+        if command in {MY_REPORTS, OPEN_CONCERNS}:
+            view = ReportsView(self.school, self.store, self.clock)
+            in_flow = state.get("mode") in MID_REPORT
+            outgoing = await view.replies(command, reporter, in_flow=in_flow)
+        else:
+            result = Session(self.school, reporter, state).handle(command, None, now=self.clock())
+            outgoing = [_group_activity(group) for group in _groups(result.replies)]
+            if result.state != state:
+                await self._save_state(turn_context, "session", result.state)
+        reference, ids = await send_privately(self.alerts.messenger, activity, outgoing)
+        await turn_context.send_activity(MOVED_TO_CHAT)
+        if result is None:
+            return
+        # The card now waiting in the chat is the live one; the one before is closed.
+        old = await self._state(turn_context, OPEN_CARD)
+        waits = bool(result.replies) and is_live(result.replies[-1])
+        live = {"id": ids[-1], "lines": []} if waits else {}
+        if old.get("id") and live:
+            closed = Activity(
+                type=ActivityTypes.message,
+                attachments=[Attachment(content_type=CARD, content=answered_card(old["lines"]))],
+            )
+            try:
+                await self.alerts.messenger.update_activity(reference, old["id"], closed)
+            except Exception as exc:  # only untidy: an old card left pressable
+                logger.warning("card update failed (activity_id=%s error=%s)", old["id"], exc)
+        if live or old:
+            with self.store.in_lane(CARDS_LANE):
+                await self._save_state(turn_context, OPEN_CARD, live or old)
 
     async def _state(self, turn_context: TurnContext, part: str) -> dict[str, Any]:
         """One part of the person's stored state (read with the turn's seen-check): the
