@@ -148,3 +148,15 @@ def _actions(node: Any):
     elif isinstance(node, list):
         for value in node:
             yield from _actions(value)
+
+
+async def test_when_teams_will_not_open_the_chat_the_channel_hears_how_to_reach_the_bot(
+    bot: RunningBot,
+) -> None:
+    bot.connector.fail_next(r"^/v3/conversations$", statuses=[403])
+    status, _ = await bot.post(in_channel(bot, "report"))
+    assert status in (200, 201)
+    [said] = said_in_channel(bot)
+    assert "could not open a private chat" in said["text"]
+    assert SCHOOL.contact("emergency").number in said["text"]
+    assert not bot.direct_messages(REPORTER)

@@ -15,7 +15,7 @@ from botbuilder.core import InvokeResponse, MessageFactory, TurnContext, UserSta
 from botbuilder.core.teams import TeamsActivityHandler
 from botbuilder.schema import Activity, ActivityTypes, Attachment, ChannelAccount
 
-from bot.errors import ConflictError
+from bot.errors import ConflictError, DeliveryError, DeliveryRefused
 from bot.services.alerts import CARD, AlertService
 from bot.services.reconsider import RECONSIDER, Reconsideration
 from bot.services.reports import MY_REPORTS, OPEN_CONCERNS, ReportsView, report_command
@@ -23,7 +23,7 @@ from bot.services.timekeeper import Timekeeper
 from bot.services.timing import MID_REPORT
 from bot.store import CARDS_LANE, DuplicateActivity, SqliteStore
 from bot.teams.cards import answered_card, is_live, message_card, reply_card
-from bot.teams.private import MOVED_TO_CHAT, send_privately, team_command
+from bot.teams.private import MOVED_TO_CHAT, NO_PRIVATE_CHAT, send_privately, team_command
 from dialogs.replies import Reply, TurnResult
 from dialogs.session import Session
 from dialogs.text import reply_text
@@ -219,7 +219,17 @@ class SafeguardingBot(TeamsActivityHandler):
             outgoing = [_group_activity(group) for group in _groups(result.replies)]
             if result.state != state:
                 await self._save_state(turn_context, "session", result.state)
-        reference, ids = await send_privately(self.alerts.messenger, activity, outgoing)
+        try:
+            reference, ids = await send_privately(self.alerts.messenger, activity, outgoing)
+        except (DeliveryError, DeliveryRefused) as exc:
+            # Teams would not open the chat (e.g. the app is not installed for them yet):
+            # say how to reach the bot, still without a word about any concern.
+            logger.warning(
+                "1:1 chat not opened (%s, activity_id=%s)", type(exc).__name__, activity.id
+            )
+            emergency = self.school.contact("emergency").number
+            await turn_context.send_activity(NO_PRIVATE_CHAT.format(emergency=emergency))
+            return
         await turn_context.send_activity(MOVED_TO_CHAT)
         if result is None:
             return

@@ -30,6 +30,10 @@ MOVED_TO_CHAT = (
     "I have answered you in a private chat with me (look under Chat). Never post details of a "
     "concern in a channel."
 )
+NO_PRIVATE_CHAT = (
+    "I could not open a private chat with you. Open Safeguarding from Apps in Teams and message "
+    "me there. If a child is in immediate danger, phone {emergency} now."
+)
 _MENTION = re.compile(r"<at[^>]*>.*?</at>", re.IGNORECASE | re.DOTALL)
 
 
