@@ -9,7 +9,7 @@ NODE_STAMP := node_modules/.installed
 PORT ?= 3978
 PLAYGROUND_PORT ?= 56150
 
-.PHONY: run test chat playground bench lint venv manifest clean
+.PHONY: run test chat playground bench lint venv manifest clean pdf-deps
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -27,7 +27,7 @@ venv: $(STAMP)
 
 # The Teams bot on its embedded defaults: example profile, SQLite under data/, port 3978 (or
 # PORT=), local-development mode (no APP_ID). Talk to it with `make playground` in another terminal.
-run: $(STAMP)
+run: $(STAMP) pdf-deps
 	$(BIN)/safeguarding-bot serve --profile profiles/buttsbury-junior.yaml --data data --port $(PORT)
 
 # The Microsoft 365 Agents Playground (Teams, emulated offline) against `make run`'s bot.
@@ -64,7 +64,15 @@ $(CHROMIUM):
 	$(SUDO) apt-get update
 	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y chromium
 
-test: $(STAMP) $(NODE_STAMP) $(CHROMIUM)
+# What WeasyPrint needs to write the record PDFs (bot/records/pdf.py): Pango, and fonts for
+# Latin, Hebrew and Arabic (DejaVu) and emoji (Noto Color Emoji). Installed when missing.
+PDF_APT := libpango-1.0-0 libpangoft2-1.0-0 fonts-dejavu-core fonts-noto-color-emoji
+
+pdf-deps:
+	@dpkg -s $(PDF_APT) >/dev/null 2>&1 || { $(SUDO) apt-get update && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y --no-install-recommends $(PDF_APT); }
+
+test: $(STAMP) $(NODE_STAMP) $(CHROMIUM) pdf-deps
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q
 

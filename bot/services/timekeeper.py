@@ -23,6 +23,7 @@ from bot.services.timing import (
     MID_REPORT,
     STALLED_NOTICE,
     STALLED_REMINDER,
+    deadline_met_at,
     escalation_step,
     stalled_timers,
 )
@@ -220,25 +221,10 @@ class Timekeeper:
         return effects
 
     async def _satisfied(self, stored: StoredConcern, deadline_id: str) -> bool:
-        concern = stored.concern
-        actions = {e.action for e in await self.store.audit_entries(stored.id)}
-        if deadline_id.startswith("fgm_"):
-            return bool(concern.police_reference)
-        if deadline_id == "lado_one_working_day":
-            return "referred_lado" in actions
-        if deadline_id == "written_record":
-            return "written_record_done" in actions
-        if deadline_id == "missing_police_threshold":
-            done = {a.label: a.value for a in concern.actions_taken}
-            return (
-                bool(concern.police_reference)
-                or "Found or returned at" in done
-                or any(
-                    label.startswith("Reported missing") and value != "Not yet"
-                    for label, value in done.items()
-                )
-            )
-        return False
+        actions: dict[str, datetime] = {}
+        for entry in await self.store.audit_entries(stored.id):
+            actions.setdefault(entry.action, entry.at)
+        return deadline_met_at(deadline_id, stored.concern, actions) is not None
 
     def _deadline_messages(
         self, stored: StoredConcern, owner: str, deadline_id: str, text: str

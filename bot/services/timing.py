@@ -6,6 +6,7 @@ Timekeeper (bot/services/timekeeper.py) fires them; the store keeps them, so res
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -87,3 +88,43 @@ def stalled_timers(
             (STALLED_NOTICE, rules.incomplete_report_notice_minutes),
         )
     ]
+
+
+def deadline_met_at(
+    deadline_id: str, concern: Concern, actions: Mapping[str, datetime]
+) -> datetime | None:
+    """When a deadline's duty was done (None: not yet), from the concern and the audit's
+    first time for each action. The timekeeper's reminders and the record use this one test."""
+    if deadline_id.startswith("fgm_"):
+        if not concern.police_reference:
+            return None
+        return _action_at(concern, lambda label, _: label == "Police reference added") or (
+            actions.get("add_police_reference") or _when(concern.raised_at or concern.started_at)
+        )
+    if deadline_id == "lado_one_working_day":
+        return actions.get("referred_lado")
+    if deadline_id == "written_record":
+        return actions.get("written_record_done")
+    if deadline_id == "missing_police_threshold":
+        found = _action_at(
+            concern,
+            lambda label, value: (
+                label == "Found or returned at"
+                or (label.startswith("Reported missing") and value != "Not yet")
+            ),
+        )
+        if found is not None:
+            return found
+        return _when(concern.raised_at or concern.started_at) if concern.police_reference else None
+    return None
+
+
+def _action_at(concern: Concern, match: Any) -> datetime | None:
+    for action in concern.actions_taken:
+        if match(action.label, action.value):
+            return _when(action.at) or _when(concern.raised_at or concern.started_at)
+    return None
+
+
+def _when(text: str | None) -> datetime | None:
+    return datetime.fromisoformat(text) if text else None

@@ -202,6 +202,25 @@ class ConcernsMixin(StoreCore):
 
         return await self._run(work)
 
+    async def concerns_by_reference(
+        self, school_id: str, reference: str, *, limit: int = 5
+    ) -> list[StoredConcern]:
+        """A school's raised concerns whose id starts with `reference` (what staff type: the
+        first 8 characters of the id), newest first."""
+        prefix = "".join(c for c in reference.lower() if c in "0123456789abcdef-")
+        if len(prefix) < 6:  # too short to name one concern
+            return []
+
+        def work(conn: Connection) -> list[StoredConcern]:
+            rows = conn.execute(
+                "SELECT * FROM concerns WHERE school_id = ? AND id LIKE ? AND status != 'draft'"
+                " ORDER BY created_at DESC LIMIT ?",
+                (school_id, prefix + "%", limit),
+            ).fetchall()
+            return [_stored_concern(r) for r in rows]
+
+        return await self._run(work)
+
     async def list_open_concerns(self, school_id: str) -> list[StoredConcern]:
         """Raised but not yet closed (including acknowledged), oldest first."""
 
