@@ -19,7 +19,7 @@ from typing import Any
 from bot.records.export import records_csv, records_json
 from bot.records.pdf import PDF, record_pdf
 from bot.records.record import Record, build_record, short_reference
-from bot.store import SqliteStore, StoredConcern
+from bot.store import Store, StoredConcern
 from flows.routing import named_people, recipients
 
 logger = logging.getLogger(__name__)
@@ -58,7 +58,7 @@ class RecordFile:
 
 
 class RecordsService:
-    def __init__(self, school: Any, store: SqliteStore, clock: Callable[[], datetime]) -> None:
+    def __init__(self, school: Any, store: Store, clock: Callable[[], datetime]) -> None:
         self.school = school
         self.store = store
         self.clock = clock
