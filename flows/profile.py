@@ -252,6 +252,33 @@ class SchoolProfile:
     # Allegations about staff go to the headteacher AND these (seed 001 s10: the Executive
     # Headteacher and the Head of School), never to whichever of them is the subject.
     case_managers: tuple[Person, ...] = ()
+    # Who works here, beyond the people named above (`staff:`), so one server for a whole
+    # trust knows a reporter's school without asking: Entra object ids and e-mail domains.
+    staff_ids: frozenset[str] = frozenset()
+    email_domains: tuple[str, ...] = ()
+
+    def named_people(self) -> tuple[Person, ...]:
+        """Everyone the profile names for this school, in any role."""
+        people = (
+            self.dsl,
+            *self.deputies,
+            self.headteacher,
+            self.deputy_head,
+            self.chair_of_governors,
+            self.safeguarding_governor,
+            *self.case_managers,
+        )
+        return tuple(p for p in people if p is not None)
+
+    def works_here(self, aad_object_id: str | None, email: str | None = None) -> bool:
+        """Named in the profile or in its staff list, or (failing an id) by e-mail domain."""
+        wanted = (aad_object_id or "").strip().lower()
+        if wanted and (
+            wanted in self.staff_ids or any(p.aad_object_id == wanted for p in self.named_people())
+        ):
+            return True
+        domain = (email or "").rpartition("@")[2].strip().lower()
+        return bool(domain) and domain in self.email_domains
 
     def contact(self, contact_id: str) -> Contact:
         for c in self.contacts:
@@ -382,6 +409,9 @@ class Organisation:
     source_path: str
     # Loud load-time warnings (a missing social care number): logged, and kept for the CLI.
     warnings: tuple[str, ...] = ()
+    # The trust's own safeguarding lead(s) (a Trust DSL): may see and act on every school's
+    # concerns in THIS organisation - never another's in the same deployment.
+    trust_safeguarding_leads: tuple[Person, ...] = ()
 
     def school(self, school_id: str | None = None) -> SchoolProfile:
         ids = ", ".join(s.id for s in self.schools)
@@ -415,9 +445,10 @@ _SCHOOL_KEYS = frozenset(
         "escalation",
         "rules",
         "contacts",
+        "staff",
     }
 )
-_ORG_KEYS = _SCHOOL_KEYS | {"extends", "schools"}
+_ORG_KEYS = _SCHOOL_KEYS | {"extends", "schools", "trust_safeguarding_leads"}
 _SECTIONS: dict[str, frozenset[str]] = {
     "school_hours": frozenset({"days", "start", "end"}),
     "people": frozenset(
@@ -432,6 +463,7 @@ _SECTIONS: dict[str, frozenset[str]] = {
         }
     ),
     "dsl_channel": frozenset({"team_id", "channel_id", "name"}),
+    "staff": frozenset({"aad_object_ids", "email_domains"}),
     "escalation": frozenset(
         {
             "urgent_minutes",
@@ -875,7 +907,7 @@ def _merge(
                         continue
                     here[cid] = cfield
                     contacts[cid] = _Src(item, layer.file, cfield)
-            elif key not in ("extends", "schools"):
+            elif key not in ("extends", "schools", "trust_safeguarding_leads"):
                 plain[key] = _Src(value, layer.file, where)
     return plain, sections, list(contacts.values())
 
@@ -968,6 +1000,8 @@ def _build_school(
         name=ck.text(sec("dsl_channel", "name")) or "",
     )
 
+    staff_ids, email_domains = _staff(ck, sections["staff"])
+
     esc = sections["escalation"]
     escalation = Escalation(**{k: ck.minutes(v) or 1 for k, v in esc.items()})
     rl = sections["rules"]
@@ -1018,7 +1052,38 @@ def _build_school(
         source_path=school_file,
         safeguarding_governor=governor,
         case_managers=tuple(case_managers),
+        staff_ids=staff_ids,
+        email_domains=email_domains,
     )
+
+
+_DOMAIN = re.compile(r"^(?:[a-z0-9](?:[a-z0-9-]*[a-z0-9])?\.)+[a-z]{2,}$")
+
+
+def _staff(ck: _Checker, staff: Mapping[str, _Src]) -> tuple[frozenset[str], tuple[str, ...]]:
+    """`staff: {aad_object_ids: [...], email_domains: [...]}` - both optional lists."""
+    ids: set[str] = set()
+    domains: list[str] = []
+    for key, rx, what, out in (
+        ("aad_object_ids", _GUID, "an Entra (AAD) object id GUID", ids),
+        ("email_domains", _DOMAIN, "an e-mail domain like school.essex.sch.uk", domains),
+    ):
+        src = staff.get(key)
+        if src is None:
+            continue
+        if not isinstance(src.value, list):
+            ck.bad(src, f"must be a list, got {_kind(src.value)}")
+            continue
+        for i, item in enumerate(src.value):
+            text = item.strip().lower().lstrip("@") if isinstance(item, str) else item
+            value = ck.pattern(_Src(text, src.file, _join(src.field, i)), rx, what)
+            if value is None:
+                continue
+            if isinstance(out, set):
+                out.add(value)
+            elif value not in out:
+                out.append(value)
+    return frozenset(ids), tuple(domains)
 
 
 def _build(bases: list[_Layer], data: Mapping[str, Any], path: str) -> Organisation:
@@ -1059,6 +1124,11 @@ def _build(bases: list[_Layer], data: Mapping[str, Any], path: str) -> Organisat
                 f"duplicate school id {s.id!r} (also schools.{seen[s.id]})",
             )
         seen[s.id] = i
+    leads: list[Person] = []
+    if "trust_safeguarding_leads" in data:
+        contact_ids = {c.id for s in schools for c in s.contacts}
+        src = _Src(data["trust_safeguarding_leads"], path, "trust_safeguarding_leads")
+        leads = _people_list(ck, src, contact_ids)
     if ck.problems:
         raise ProfileError(ck.problems)
     for line in ck.warnings:
@@ -1069,6 +1139,7 @@ def _build(bases: list[_Layer], data: Mapping[str, Any], path: str) -> Organisat
         schools=tuple(schools),
         source_path=path,
         warnings=tuple(ck.warnings),
+        trust_safeguarding_leads=tuple(leads),
     )
 
 
