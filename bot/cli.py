@@ -37,7 +37,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if args.unsafe_unauthenticated_network_bind:
         environ[UNSAFE_BIND_FLAG] = "1"
     settings = Settings.from_environ(environ)
-    serve(settings, _school(args), os.environ.get("SAFEGUARDING_CLOCK_FILE"))
+    serve(settings, _served(args), os.environ.get("SAFEGUARDING_CLOCK_FILE"))
     return 0
 
 
@@ -97,6 +97,25 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     text, code = doctor.report(checks)
     print(text)
     return code
+
+
+def _served(args: argparse.Namespace):
+    """Every school of the profile (or of every profile in --profiles DIR); only the one
+    named when --school is given (a single-school install)."""
+    from flows.directory import SchoolDirectory, UnknownSchool
+
+    if args.profiles and args.profile_given:
+        raise ConfigError("give --profile or --profiles, not both")
+    directory = SchoolDirectory.load(args.profiles or args.profile)
+    if not args.school:
+        return directory
+    try:
+        return directory.get(args.school)
+    except UnknownSchool:
+        known = ", ".join(s.id for s in directory.schools)
+        raise ProfileError(
+            [f"{args.profiles or args.profile}: unknown school {args.school!r}; known: {known}"]
+        ) from None
 
 
 def cmd_rotate_key(args: argparse.Namespace) -> int:
@@ -167,10 +186,19 @@ def build_parser() -> argparse.ArgumentParser:
     server = sub.add_parser("serve", help="run the Teams bot (POST /api/messages)")
     server.add_argument(
         "--profile",
-        default=os.environ.get("PROFILE_PATH") or str(DEFAULT_PROFILE),
-        help="school profile YAML (env PROFILE_PATH)",
+        default=None,
+        help="school profile YAML; a trust's file serves all its schools (env PROFILE_PATH)",
     )
-    server.add_argument("--school", default=os.environ.get("SCHOOL_ID"), help="school id")
+    server.add_argument(
+        "--profiles",
+        default=os.environ.get("PROFILES_DIR"),
+        help="a folder of profiles: serve every school in them (env PROFILES_DIR)",
+    )
+    server.add_argument(
+        "--school",
+        default=os.environ.get("SCHOOL_ID"),
+        help="serve only this school of the profile (env SCHOOL_ID)",
+    )
     server.add_argument("--port", type=int, default=None, help="port (env PORT, default 3978)")
     server.add_argument("--data", default=None, help="data directory (env DATA_DIR)")
     server.add_argument(
@@ -251,6 +279,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command == "serve":
+        args.profile_given = args.profile is not None or bool(os.environ.get("PROFILE_PATH"))
+        if args.profile is None:
+            args.profile = os.environ.get("PROFILE_PATH") or str(DEFAULT_PROFILE)
     try:
         return args.func(args)
     except ProfileError as exc:

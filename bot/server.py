@@ -24,6 +24,8 @@ from bot.store.keys import load_codec
 from bot.teams.adapter import APOLOGY_LEAD, create_adapter
 from bot.teams.connector import TeamsConnector
 from bot.teams.handler import SafeguardingBot
+from flows.directory import SchoolDirectory
+from flows.profile import SchoolProfile
 
 logger = logging.getLogger(__name__)
 
@@ -55,7 +57,7 @@ def database_label(settings: Settings) -> str:
 
 def build_server(
     settings: Settings,
-    school: Any,
+    served: SchoolDirectory | SchoolProfile,
     *,
     clock: Callable[[], datetime] = utc_now,
     default_service_url: str = "https://smba.trafficmanager.net/uk/",
@@ -65,22 +67,23 @@ def build_server(
     # The key first: production without one refuses to start before anything is created.
     codec = load_codec(settings)
     store = open_database(settings, codec=codec, clock=clock)
-    adapter = create_adapter(settings, apology=APOLOGY_LEAD + phone_now(school))
+    schools = SchoolDirectory.of(served)
+    adapter = create_adapter(settings, apology=APOLOGY_LEAD + _phone_now(schools))
     messenger = TeamsConnector(adapter, settings.app_id)
     alerts = AlertService(
         store,
         messenger,
-        school,
+        schools,
         clock=clock,
         default_service_url=default_service_url,
         send_timeout=send_timeout,
     )
-    timekeeper = Timekeeper(store, alerts, school, clock=clock)
+    timekeeper = Timekeeper(store, alerts, clock=clock)
     bot = SafeguardingBot(
-        school=school, store=store, alerts=alerts, clock=clock, timekeeper=timekeeper
+        school=schools, store=store, alerts=alerts, clock=clock, timekeeper=timekeeper
     )
-    # Only the school's own tenant may talk to the bot (plus any the settings add).
-    tenants = set(settings.allowed_tenant_ids) | {school.tenant_id}
+    # One tenant guard: every tenant the profiles name (plus any the settings add).
+    tenants = set(settings.allowed_tenant_ids) | schools.tenant_ids()
     metrics = Metrics()
     watch_store(metrics, store, clock)
     # The operator alarm: alerts Teams refused (4xx) and not yet posted to the DSL channel.
@@ -125,6 +128,18 @@ def build_server(
     return Server(app, store, alerts, bot, timekeeper, metrics)
 
 
+def _phone_now(schools: SchoolDirectory) -> str:
+    """What the apology for a failed turn tells a reporter to do. Several schools: the
+    turn that failed may not have known whose, so the DSL in person and 999."""
+    if schools.single is not None:
+        return phone_now(schools.single)
+    emergency = schools.schools[0].contact("emergency").number
+    return (
+        "If it is urgent, find your school's DSL or a deputy in person now; "
+        f"{emergency} if a child is in immediate danger."
+    )
+
+
 PRUNE_EVERY_SECONDS = 3600
 
 
@@ -149,8 +164,11 @@ async def maintain(
             await asyncio.wait_for(stop.wait(), every_seconds)
 
 
-def serve(settings: Settings, school: Any, clock_file: str | None = None) -> None:
-    server = build_server(settings, school, clock=FileClock(clock_file) if clock_file else utc_now)
+def serve(
+    settings: Settings, served: SchoolDirectory | SchoolProfile, clock_file: str | None = None
+) -> None:
+    schools = SchoolDirectory.of(served)
+    server = build_server(settings, schools, clock=FileClock(clock_file) if clock_file else utc_now)
     if settings.local_development and not is_loopback(settings.host):
         logger.warning(
             "UNSAFE: serving UNAUTHENTICATED on %s (%s=1). Anyone who can reach this port can "
@@ -159,8 +177,8 @@ def serve(settings: Settings, school: Any, clock_file: str | None = None) -> Non
             UNSAFE_BIND_FLAG,
         )
     logger.info(
-        "serving school=%s on http://%s:%d/api/messages data=%s",
-        school.id,
+        "serving schools=%s on http://%s:%d/api/messages data=%s",
+        ",".join(s.id for s in schools.schools),
         settings.host,
         settings.port,
         settings.database_path,

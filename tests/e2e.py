@@ -18,6 +18,7 @@ from aiohttp.test_utils import TestServer
 from bot.server import Server, build_server
 from bot.services.alerts import SEND_TIMEOUT_SECONDS
 from bot.settings import Settings
+from flows.directory import SchoolDirectory
 from flows.profile import load_organisation
 from tests.fakeconnector import FakeConnector
 
@@ -64,7 +65,16 @@ class Clock:
 class RunningBot:
     """One bot process-equivalent: `start`, talk to it, `stop`; start again on the same data."""
 
-    def __init__(self, connector: FakeConnector, data_dir: Path, clock: Clock) -> None:
+    def __init__(
+        self,
+        connector: FakeConnector,
+        data_dir: Path,
+        clock: Clock,
+        served: SchoolDirectory | None = None,
+    ) -> None:
+        """`served`: the schools this server serves (a whole trust); default the one SCHOOL."""
+        self.served = served
+        self.tenant = served.schools[0].tenant_id if served else TENANT
         self.connector = connector
         self.data_dir = data_dir
         self.clock = clock
@@ -79,7 +89,7 @@ class RunningBot:
         settings = Settings(data_dir=self.data_dir)
         self.server = build_server(
             settings,
-            SCHOOL,
+            self.served or SCHOOL,
             clock=self.clock,
             default_service_url=default_service_url or self.connector.url,
             poll_seconds=0.02,
@@ -127,13 +137,17 @@ class RunningBot:
             "from": {"id": user.id, "name": user.name, "aadObjectId": user.aad},
             "conversation": conversation,
             "recipient": {"id": "28:safeguarding-bot", "name": "Safeguarding"},
-            "channelData": {"tenant": {"id": TENANT}},
+            "channelData": {"tenant": {"id": self.tenant}},
             "locale": "en-GB",
             **extra,
         }
 
     def personal(self, user: User) -> dict[str, Any]:
-        return {"id": f"a:personal-{user.id}", "conversationType": "personal", "tenantId": TENANT}
+        return {
+            "id": f"a:personal-{user.id}",
+            "conversationType": "personal",
+            "tenantId": self.tenant,
+        }
 
     def message(
         self,
@@ -164,11 +178,12 @@ class RunningBot:
         thread: str,
         reply_to: str,
         note: str | None = None,
+        channel: str = CHANNEL,
     ) -> dict[str, Any]:
         data: dict[str, Any] = {"concern_id": concern_id}
         if note is not None:
             data["note"] = note
-        conversation = {"id": thread, "conversationType": "channel", "tenantId": TENANT}
+        conversation = {"id": thread, "conversationType": "channel", "tenantId": self.tenant}
         activity = self.base(
             user,
             conversation,
@@ -180,16 +195,22 @@ class RunningBot:
                 "trigger": "manual",
             },
         )
-        activity["channelData"].update({"channel": {"id": CHANNEL}})
+        activity["channelData"].update({"channel": {"id": channel}})
         return activity
 
     async def press_on_alert(
-        self, verb: str, *, user: User, about: str | None = None, note: str | None = None
+        self,
+        verb: str,
+        *,
+        user: User,
+        about: str | None = None,
+        note: str | None = None,
+        channel: str = CHANNEL,
     ) -> tuple[int, Any]:
         """Press a button (Action.Execute) on the alert in the DSL channel, as `user`.
         With several alerts, `about` picks the one whose card contains that text."""
         for conversation in self.connector.conversations.values():
-            if conversation.channel_id != CHANNEL or not conversation.activities:
+            if conversation.channel_id != channel or not conversation.activities:
                 continue
             root, activity = next(iter(conversation.activities.items()))
             card = activity["attachments"][0]["content"]
@@ -203,6 +224,7 @@ class RunningBot:
                         thread=conversation.id,
                         reply_to=root,
                         note=note,
+                        channel=channel,
                     )
                 )
         raise AssertionError("no alert in the DSL channel" + (f" about {about!r}" if about else ""))

@@ -258,7 +258,7 @@ async def run_services(
     store = SqliteStore(tmp / "bot.sqlite3", clock=clock)
     recorder = Recorder()
     alerts = AlertService(store, recorder, profile, clock=clock)
-    keeper = Timekeeper(store, alerts, profile, clock=clock)
+    keeper = Timekeeper(store, alerts, clock=clock)
     sent: dict[str, list[tuple[str, str, str]]] = {}
 
     async def drain(concern_id: str | None = None) -> None:

@@ -21,6 +21,7 @@ from tests.e2e import (
     REPORTER,
     Clock,
     RunningBot,
+    User,
     until,
 )
 from tests.fakeconnector import FakeConnector
@@ -133,11 +134,11 @@ WALKS = {
 }
 
 
-async def report(bot: RunningBot, flow: str, answers: list[str]) -> None:
-    await bot.post(bot.message(value={"action": "start", "flow": flow}))
-    await bot.say(*answers)
+async def report(bot: RunningBot, flow: str, answers: list[str], user: User = REPORTER) -> None:
+    await bot.post(bot.message(value={"action": "start", "flow": flow}, user=user))
+    await bot.say(*answers, user=user)
     if flow != "missing_child":
-        await bot.say("send")
+        await bot.say("send", user=user)
     await bot.settle()
 
 

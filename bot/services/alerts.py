@@ -52,6 +52,8 @@ from dialogs.replies import Event
 from dialogs.session import recipient
 from flows.calendar import working_days_for
 from flows.concern import URGENT_FLAGS, Action, Concern
+from flows.directory import SchoolDirectory
+from flows.profile import SchoolProfile
 from flows.routing import describe, named_people, recipients
 
 logger = logging.getLogger(__name__)
@@ -128,7 +130,7 @@ class AlertService:
         self,
         store: SqliteStore,
         messenger: Messenger,
-        school: Any,
+        schools: SchoolDirectory | SchoolProfile,
         *,
         clock: Callable[[], datetime],
         default_service_url: str = "https://smba.trafficmanager.net/uk/",
@@ -141,10 +143,15 @@ class AlertService:
         self.send_timeout = send_timeout  # seconds one send may take before it is retried
         self.alarms_raised = 0  # alerts refused by Teams since start (the operator alarm)
         self.messenger = messenger
-        self.school = school
+        # Every school served. A concern is handled by ITS school's profile (school_of):
+        # its channel, people, hours and escalation chain - never a deployment-wide one.
+        self.schools = SchoolDirectory.of(schools)
         self.clock = clock
         self.default_service_url = default_service_url
         self.wakeup = asyncio.Event()
+
+    def school_of(self, concern: Concern) -> SchoolProfile:
+        return self.schools.get(concern.school_id)
 
     # -- from the conversation -----------------------------------------------------------
 
@@ -207,7 +214,7 @@ class AlertService:
 
     def _first_messages(self, concern: Concern, service_url: str) -> list[OutboxMessage]:
         route = concern.routing.route
-        school = self.school
+        school = self.school_of(concern)
         base = {"route": route, "service_url": service_url or self.default_service_url}
         base["tenant_id"] = school.tenant_id
         if route == "dsl_team":
@@ -371,7 +378,7 @@ class AlertService:
         them, so it is retried and alarmed only."""
         if item.target.get("route") != "dsl_team":
             return []
-        school = self.school
+        school = self.school_of(stored.concern)
         people = [*school.dsl_team(), school.headteacher]
         seen: set[str] = set()
         messages = []
@@ -484,13 +491,22 @@ class AlertService:
         ref = await self.store.get_conversation_ref("user", target["user_id"])
         if ref is not None:
             return await self.messenger.reply_in_thread(ref, activity)
+        tenant_id = target.get("tenant_id")
+        if not tenant_id and item.concern_id:
+            stored = await self._stored_by_id(item.concern_id)
+            tenant_id = self.school_of(stored.concern).tenant_id
+        if not tenant_id:
+            raise DeliveryRefused("no tenant for a first 1:1 message", status=None)
         _, activity_id = await self.messenger.send_to_user(
-            await self.service_url(target), target["tenant_id"], target["user_id"], activity
+            await self.service_url(target), tenant_id, target["user_id"], activity
         )
         return activity_id
 
     async def _stored(self, item: OutboxItem) -> StoredConcern:
-        stored = await self.store.get_concern(item.payload["concern_id"])
+        return await self._stored_by_id(item.payload["concern_id"])
+
+    async def _stored_by_id(self, concern_id: str) -> StoredConcern:
+        stored = await self.store.get_concern(concern_id)
         if stored is None:
             raise DeliveryRefused("concern missing from the store", status=None)
         return stored
@@ -499,10 +515,12 @@ class AlertService:
 
     def direct(self, user_aad_id: str, text: str, card: dict | None = None) -> OutboxMessage:
         """A 1:1 message to one person (their existing chat with the bot, or a new one)."""
+        tenants = self.schools.tenant_ids()
         target = {
             "user_id": user_aad_id,
             "service_url": None,  # resolved when sent: the latest one Teams gave us
-            "tenant_id": self.school.tenant_id,
+            # Several tenants (a folder of profiles): the concern's school's, when sent.
+            "tenant_id": next(iter(tenants)) if len(tenants) == 1 else None,
         }
         payload: dict[str, Any] = {"text": text}
         if card is not None:
@@ -601,13 +619,13 @@ class AlertService:
         latest = await self.store.get_conversation_ref("service", "latest")
         return latest.service_url if latest and latest.service_url else self.default_service_url
 
-    def channel_target(self) -> dict[str, Any]:
+    def channel_target(self, school: SchoolProfile) -> dict[str, Any]:
         return {
             "route": "dsl_team",
             "service_url": None,  # resolved when sent
-            "tenant_id": self.school.tenant_id,
-            "team_id": self.school.dsl_channel.team_id,
-            "channel_id": self.school.dsl_channel.channel_id,
+            "tenant_id": school.tenant_id,
+            "team_id": school.dsl_channel.team_id,
+            "channel_id": school.dsl_channel.channel_id,
         }
 
     def _first_delivery(
@@ -627,13 +645,14 @@ class AlertService:
                     for part in parts
                 ],
             )
-        to = recipient(self.school, stored.concern.routing.route, stored.concern.subject_ids)
-        at = _hhmm(now, self.school)
+        school = self.school_of(stored.concern)
+        to = recipient(school, stored.concern.routing.route, stored.concern.subject_ids)
+        at = _hhmm(now, school)
         effects["delivered"] = DeliveryEffects(
             stored.id,
             # Nobody may have seen it yet: the escalation chain starts now (acknowledging
             # stops it).
-            timers=[escalation_step(self.school, stored.concern, now, 1)],
+            timers=[escalation_step(school, stored.concern, now, 1)],
             audit=[(None, "alert_delivered", {"route": item.target["route"]})],
             messages=[
                 self.direct(
@@ -654,23 +673,40 @@ class AlertService:
             if final
             else "Your report is saved but not delivered yet - still trying"
         )
+        school = self.school_of(stored.concern)
         if stored.concern.is_allegation:
-            how = _tell_case_manager_now(self.school, stored.concern)
+            how = _tell_case_manager_now(school, stored.concern)
         else:
-            how = phone_now(self.school)
+            how = phone_now(school)
         await self.notify_reporter(stored.concern, f"{lead}. {how}")
 
     # -- acting on an alert ---------------------------------------------------------------
 
     def may_act(self, stored: StoredConcern, aad_object_id: str | None) -> bool:
-        """The DSL team on DSL alerts; only the case manager the alert went to on allegations."""
+        """The concern's OWN school's DSL team (or its trust's safeguarding lead) on DSL
+        alerts; only the case manager the alert went to on allegations."""
         if not aad_object_id:
             return False
+        school = self.school_of(stored.concern)
         route = stored.concern.routing.route
         if route == "dsl_team":
-            return self.school.is_dsl_team_member(aad_object_id)
+            return school.is_dsl_team_member(aad_object_id) or self.schools.is_trust_lead(
+                aad_object_id, school.id
+            )
         wanted = aad_object_id.strip().lower()
-        return any(p.aad_object_id == wanted for p in recipients(self.school, stored.concern))
+        return any(p.aad_object_id == wanted for p in recipients(school, stored.concern))
+
+    def _refusal(self, stored: StoredConcern, aad_object_id: str | None) -> tuple[str, str]:
+        """Why someone may not act, as (audit reason, what they are told): a DSL of another
+        school of the deployment is told whose alert it is, nothing more."""
+        school = self.school_of(stored.concern)
+        if stored.concern.routing.route != "dsl_team":
+            return "not_case_manager", "Only the case manager can act on this alert."
+        if any(s.id != school.id for s in self.schools.overseen_by(aad_object_id)):
+            return "other_school", (
+                f"This alert belongs to {school.name}: only its DSL team can act on it."
+            )
+        return "not_dsl_team", "Only the DSL team can act on this alert."
 
     async def act(
         self,
@@ -685,17 +721,15 @@ class AlertService:
         if stored is None or verb not in VERBS:
             return ActResult(False, None, "That alert or action is not known.")
         if not self.may_act(stored, actor_aad_id):
-            await self.store.audit(actor_aad_id, "action_refused", concern_id, {"verb": verb})
-            logger.warning("alert action refused concern=%s verb=%s", concern_id, verb)
-            who = (
-                "the DSL team" if stored.concern.routing.route == "dsl_team" else "the case manager"
+            reason, told = self._refusal(stored, actor_aad_id)
+            await self.store.audit(
+                actor_aad_id, "action_refused", concern_id, {"verb": verb, "reason": reason}
             )
-            return ActResult(
-                False,
-                await self.render(stored),
-                f"Only {who} can act on this alert. Nothing was changed.",
-                stored,
+            logger.warning(
+                "alert action refused concern=%s verb=%s reason=%s", concern_id, verb, reason
             )
+            card = await self.render(stored)
+            return ActResult(False, card, f"{told} Nothing was changed.", stored)
         if seen_as is not None:
             reference, activity_id = seen_as
             if await self.store.record_alert_post(
@@ -707,7 +741,8 @@ class AlertService:
                     activity_id,
                 )
         now = self.clock()
-        name = self._name(actor_aad_id)
+        school = self.school_of(stored.concern)
+        name = self._name(actor_aad_id, school)
         state = VERBS[verb]
         if verb == "acknowledge":
             won = await self.store.acknowledge(concern_id, name, at=now)
@@ -740,7 +775,7 @@ class AlertService:
             )
         elif verb == "referred_social_care":
             # Social care should acknowledge within one working day: remind the DSL to chase.
-            due = working_days_for(self.school).within_one_working_day(now)
+            due = working_days_for(school).within_one_working_day(now)
             await self.store.schedule(
                 TimerSpec(
                     CHASE_SOCIAL_CARE, due, {}, f"{CHASE_SOCIAL_CARE}:{concern_id}", concern_id
@@ -753,7 +788,7 @@ class AlertService:
         if verb == "acknowledge":
             await self.notify_reporter(
                 stored.concern,
-                f"Your report has been picked up by {name} at {_hhmm(now, self.school)}.",
+                f"Your report has been picked up by {name} at {_hhmm(now, school)}.",
             )
         await self._enqueue_card_update(concern_id)
         self.wakeup.set()
@@ -789,8 +824,9 @@ class AlertService:
         self.wakeup.set()
         return reply
 
-    def _name(self, aad_object_id: str | None) -> str:
-        people = named_people(self.school)
+    def _name(self, aad_object_id: str | None, school: SchoolProfile) -> str:
+        trust = self.schools.organisation_of(school.id).trust_safeguarding_leads
+        people = (*named_people(school), *trust)
         for person in people:
             if person and person.aad_object_id == aad_object_id:
                 return person.name
@@ -806,8 +842,9 @@ class AlertService:
 
     async def _render(self, stored: StoredConcern) -> dict[str, Any]:
         entries = await self.store.audit_entries(stored.id)
+        school = self.school_of(stored.concern)
         history = [
-            {"state": e.action, "by": self._name(e.actor_aad_id), "at": e.at.isoformat()}
+            {"state": e.action, "by": self._name(e.actor_aad_id, school), "at": e.at.isoformat()}
             for e in entries
             if e.action
             in {
@@ -819,7 +856,7 @@ class AlertService:
             }
         ]
         escalations = [
-            _event_line(e.action, e.detail, _hhmm(e.at, self.school))
+            _event_line(e.action, e.detail, _hhmm(e.at, school))
             for e in entries
             if e.action in _EVENT_LINES
         ]
@@ -831,9 +868,7 @@ class AlertService:
         ]
         return alert_card(
             stored.concern,
-            recipient=recipient(
-                self.school, stored.concern.routing.route, stored.concern.subject_ids
-            ),
+            recipient=recipient(school, stored.concern.routing.route, stored.concern.subject_ids),
             history=history + notes,
             escalations=escalations,
             now=self.clock(),

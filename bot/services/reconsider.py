@@ -46,7 +46,8 @@ class Reconsideration:
         alerts: AlertService,
         clock: Callable[[], datetime],
     ) -> None:
-        self.school = school
+        self.school = school  # the caller's school (the route explained); a request about
+        # a report is handled by that report's school (alerts.school_of)
         self.store = store
         self.alerts = alerts
         self.clock = clock
@@ -108,7 +109,7 @@ class Reconsideration:
         else:
             body.append(_line("You have no reports made through me to ask about.", subtle=True))
         for number, stored in enumerate(found, start=1):
-            when = self._when(stored.created_at)
+            when = self._when(stored.created_at, self.alerts.school_of(stored.concern))
             title = f"{number}. {stored.concern.title} - raised {when}"
             body.append(
                 {
@@ -150,13 +151,14 @@ class Reconsideration:
             )
         now = self.clock()
         concern = stored.concern
+        school = self.alerts.school_of(concern)
         earlier = [
             e
             for e in await self.store.audit_entries(concern_id)
             if e.action == REQUESTED and e.actor_aad_id == aad and now - e.at < REPEAT_WINDOW
         ]
         if earlier:
-            at = self._hhmm(earlier[-1].at)
+            at = self._hhmm(earlier[-1].at, school)
             return MessageFactory.text(
                 f"You already asked about this report at {at}, and they were told. Please "
                 "speak to them in person now."
@@ -165,20 +167,20 @@ class Reconsideration:
             await self.store.audit(aad, REQUESTED, concern_id, {"route": "lado", "told": 0})
             return MessageFactory.text(
                 "This report was not sent to anyone in school (conflict of interest), so I have "
-                f"told nobody. Phone the LADO yourself: {contact_line(self.school, 'lado')}."
+                f"told nobody. Phone the LADO yourself: {contact_line(school, 'lado')}."
             )
         people = self.recipients(stored)
         if not people:
             await self.store.audit(aad, REQUESTED, concern_id, {"route": "none", "told": 0})
             return MessageFactory.text(
                 "There is nobody in school I can safely tell about this report. Phone the LADO "
-                f"yourself: {contact_line(self.school, 'lado')}."
+                f"yourself: {contact_line(school, 'lado')}."
             )
         text = (
             f"Reconsideration asked for: {caller.name} feels that their report "
-            f"'{concern.title}' (raised {self._when(stored.created_at)}) has not been acted on "
-            "or is not improving, and asks for it to be looked at again. Please speak to them "
-            f"today ({SOURCE})."
+            f"'{concern.title}' (raised {self._when(stored.created_at, school)}) has not been "
+            "acted on or is not improving, and asks for it to be looked at again. Please speak "
+            f"to them today ({SOURCE})."
         )
         for person in people:
             message = self.alerts.direct(person.aad_object_id, text)
@@ -191,16 +193,16 @@ class Reconsideration:
         logger.info("reconsideration requested concern=%s told=%d", concern_id, len(people))
         names = " and ".join(p.name for p in people)
         return MessageFactory.text(
-            f"Recorded at {self._hhmm(now)}. I have told {names} that you asked for this report "
-            "to be looked at again. Please speak to them in person as well. If a child is at "
-            "risk of harm, anyone may refer to children's social care: "
-            f"{contact_line(self.school, 'childrens_social_care')}."
+            f"Recorded at {self._hhmm(now, school)}. I have told {names} that you asked for this "
+            "report to be looked at again. Please speak to them in person as well. If a child is "
+            "at risk of harm, anyone may refer to children's social care: "
+            f"{contact_line(school, 'childrens_social_care')}."
         )
 
     def recipients(self, stored: StoredConcern) -> list[Any]:
         """The DSL and the headteacher; for an allegation only its case manager. Nobody whose
         name is the adult concerned's; deduplicated (a small school's head may be the DSL)."""
-        school = self.school
+        school = self.alerts.school_of(stored.concern)
         route = stored.concern.routing.route
         if route == "dsl_team":
             people = [school.dsl, school.headteacher]
@@ -221,8 +223,8 @@ class Reconsideration:
             chosen = [chair]  # the headteacher is the adult concerned: the chair instead
         return chosen
 
-    def _hhmm(self, at: datetime) -> str:
-        return at.astimezone(self.school.timezone).strftime("%H:%M")
+    def _hhmm(self, at: datetime, school: Any) -> str:
+        return at.astimezone(school.timezone).strftime("%H:%M")
 
-    def _when(self, at: datetime) -> str:
-        return at.astimezone(self.school.timezone).strftime("%H:%M, %a %d %b %Y")
+    def _when(self, at: datetime, school: Any) -> str:
+        return at.astimezone(school.timezone).strftime("%H:%M, %a %d %b %Y")

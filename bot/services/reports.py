@@ -21,6 +21,8 @@ from bot.store import SqliteStore, StoredConcern
 from bot.teams.cards import card, heading, submit, verbatim
 from dialogs.session import recipient
 from flows.concern import FLAGS, Reporter
+from flows.directory import SchoolDirectory
+from flows.profile import SchoolProfile
 
 logger = logging.getLogger(__name__)
 
@@ -70,8 +72,14 @@ def report_command(
 class ReportsView:
     """Reads the store and renders the lists; never changes a concern or a session."""
 
-    def __init__(self, school: Any, store: SqliteStore, clock: Callable[[], datetime]) -> None:
-        self.school = school
+    def __init__(
+        self,
+        schools: SchoolDirectory | SchoolProfile,
+        store: SqliteStore,
+        clock: Callable[[], datetime],
+    ) -> None:
+        # Each concern is shown in its own school's terms (time zone, who it went to).
+        self.schools = SchoolDirectory.of(schools)
         self.store = store
         self.clock = clock
 
@@ -104,6 +112,8 @@ class ReportsView:
             status = await self._reporter_status(stored)
             when = self._when(stored.created_at)
             items = [heading(f"{number}. {stored.concern.title}"), _line(f"Raised {when}")]
+            if self.schools.single is None:
+                items.append(_line(self.schools.get(stored.concern.school_id).name, subtle=True))
             first_name = _first_name(stored.concern.child_name)
             if first_name and not stored.concern.is_allegation:
                 items += [_line("Child (first name):", subtle=True), *verbatim(first_name)]
@@ -124,7 +134,8 @@ class ReportsView:
             return "not sent to anyone in school - phone the LADO yourself"
         if concern.is_allegation:
             # Where it went, and whether it arrived; nothing about how it is being handled.
-            return f"{delivery} - {recipient(self.school, route, concern.subject_ids)}"
+            school = self.schools.get(concern.school_id)
+            return f"{delivery} - {recipient(school, route, concern.subject_ids)}"
         if stored.status == "closed":
             return "closed"
         referral = await self._referral(stored)
@@ -155,42 +166,68 @@ class ReportsView:
 
     # -- open concerns ---------------------------------------------------------------------
 
+    def _visible_routes(self, aad: str) -> list[tuple[SchoolProfile, set[str]]]:
+        """Per school, which routes' concerns this person may see: their own school's DSL
+        team's (every school of their trust for a trust safeguarding lead), and allegations
+        where they are that school's headteacher or chair. Never another school's."""
+        overseen = {s.id for s in self.schools.overseen_by(aad)}
+        visible = []
+        for school in self.schools.schools:
+            routes = {"dsl_team"} if school.id in overseen else set()
+            for route, person in (
+                ("headteacher", school.headteacher),
+                ("chair_of_governors", school.chair_of_governors),
+            ):
+                if person and aad and person.aad_object_id.lower() == aad.lower():
+                    routes.add(route)
+            if routes:
+                visible.append((school, routes))
+        return visible
+
     async def open_concerns(self, caller: Reporter) -> Activity:
         aad = caller.aad_object_id or ""
-        is_dsl = bool(aad) and self.school.is_dsl_team_member(aad)
-        routes = {"dsl_team"} if is_dsl else set()
-        for route, person in (
-            ("headteacher", self.school.headteacher),
-            ("chair_of_governors", self.school.chair_of_governors),
-        ):
-            if person and aad and person.aad_object_id.lower() == aad.lower():
-                routes.add(route)
-        if not routes:
+        visible = self._visible_routes(aad)
+        if not visible:
             await self.store.audit(aad or None, "open_concerns_refused")
             logger.warning("open concerns refused")
             return MessageFactory.text(REFUSED)
         now = self.clock()
-        # Nobody has picked it up, then a promise is overdue, then the rest; oldest first -
-        # counted, ordered and limited by the store, so the cost does not grow with the list.
-        total, found = await self.store.open_concerns_page(
-            self.school.id, routes, now=now, limit=MAX_SHOWN
+        pages = []
+        for school, routes in visible:
+            # Nobody has picked it up, then a promise is overdue, then the rest; oldest
+            # first - counted, ordered and limited by the store, so the cost does not grow
+            # with the list. One list per school: a trust lead sees each school's apart.
+            total, found = await self.store.open_concerns_page(
+                school.id, routes, now=now, limit=MAX_SHOWN
+            )
+            pages.append((school, total, found))
+        total = sum(page[1] for page in pages)
+        await self.store.audit(
+            aad, "open_concerns_viewed", None, {"count": total, "schools": len(pages)}
         )
-        await self.store.audit(aad, "open_concerns_viewed", None, {"count": total})
-        logger.info("open concerns shown count=%d", total)
-        if not found:
+        logger.info("open concerns shown count=%d schools=%d", total, len(pages))
+        if not total:
             return MessageFactory.text("There are no open concerns.")
         body: list[dict[str, Any]] = [heading(f"Open concerns ({total})", size="Medium")]
         lines = [f"Open concerns ({total}):"]
-        for number, stored in enumerate(found, start=1):
-            items, line = self._open_item(number, stored, now)
-            link = thread_link(self.school, await self.store.alert_posts(stored.id))
-            if link:  # the DSL opens the alert's own thread: its card, its replies, its notes
-                open_thread = {"type": "Action.OpenUrl", "title": "Open its thread", "url": link}
-                items.append({"type": "ActionSet", "actions": [open_thread]})
-            body.append({"type": "Container", "separator": True, "items": items})
-            lines.append(line)
-        if total > MAX_SHOWN:
-            body.append(_line(f"And {total - MAX_SHOWN} more, not shown.", subtle=True))
+        for school, count, found in pages:
+            if self.schools.single is None:
+                body.append(heading(f"{school.name} ({count})"))
+                lines.append(f"{school.name} ({count}):")
+            for number, stored in enumerate(found, start=1):
+                items, line = self._open_item(number, stored, now)
+                link = thread_link(school, await self.store.alert_posts(stored.id))
+                if link:  # the DSL opens the alert's own thread: its card, replies, notes
+                    open_thread = {
+                        "type": "Action.OpenUrl",
+                        "title": "Open its thread",
+                        "url": link,
+                    }
+                    items.append({"type": "ActionSet", "actions": [open_thread]})
+                body.append({"type": "Container", "separator": True, "items": items})
+                lines.append(line)
+            if count > MAX_SHOWN:
+                body.append(_line(f"And {count - MAX_SHOWN} more, not shown.", subtle=True))
         refresh = submit("Refresh", {"action": "command", "command": OPEN_CONCERNS})
         return _card_activity(card(body, [refresh]), "\n".join(lines), "Open concerns")
 
@@ -212,7 +249,8 @@ class ReportsView:
         when = self._when(stored.created_at)
         items: list[dict[str, Any]] = [title, _line(f"Priority: {stored.priority} {tags}")]
         if concern.is_allegation:
-            to = recipient(self.school, concern.routing.route, concern.subject_ids)
+            school = self.schools.get(concern.school_id)
+            to = recipient(school, concern.routing.route, concern.subject_ids)
             items.append(_line(f"Allegation: for {to}"))
         if concern.child_name:
             items += [_line("Child:", subtle=True), *verbatim(concern.child_name)]
@@ -230,10 +268,15 @@ class ReportsView:
     # -- helpers ---------------------------------------------------------------------------
 
     def _hhmm(self, at: datetime) -> str:
-        return at.astimezone(self.school.timezone).strftime("%H:%M")
+        return at.astimezone(self._timezone).strftime("%H:%M")
 
     def _when(self, at: datetime) -> str:
-        return at.astimezone(self.school.timezone).strftime("%H:%M, %a %d %b %Y")
+        return at.astimezone(self._timezone).strftime("%H:%M, %a %d %b %Y")
+
+    @property
+    def _timezone(self) -> Any:
+        # Schools of one deployment share a country; the first school's zone reads for all.
+        return self.schools.schools[0].timezone
 
 
 def thread_link(school: Any, posts: list[Any]) -> str | None:

@@ -33,7 +33,9 @@ from bot.teams.cards import card, heading, verbatim
 from flows.calendar import working_days_for
 from flows.catalogue import catalogue
 from flows.concern import Reporter
+from flows.directory import UnknownSchool
 from flows.engine import CompiledFlow, FlowContext
+from flows.profile import SchoolProfile
 from flows.routing import deputy_for, recipients
 
 logger = logging.getLogger(__name__)
@@ -53,14 +55,14 @@ class Timekeeper:
         self,
         store: SqliteStore,
         alerts: AlertService,
-        school: Any,
         *,
         clock: Callable[[], datetime],
         flows: Mapping[str, CompiledFlow] | None = None,
     ) -> None:
         self.store = store
         self.alerts = alerts
-        self.school = school
+        # Each timer acts for ITS concern's (or reporter's) school: alerts.school_of.
+        self.schools = alerts.schools
         self.clock = clock
         self.flows = flows or catalogue()
         self.wakeup = asyncio.Event()
@@ -79,7 +81,8 @@ class Timekeeper:
     async def _fire(self, timer: Timer) -> None:
         try:
             effects = await getattr(self, f"_on_{timer.kind}")(timer)
-        except SafeguardingBotError as exc:
+        except (SafeguardingBotError, UnknownSchool) as exc:  # UnknownSchool: a profile
+            # no longer serves the concern's school - logged, retried, never dropped
             await self.store.retry_timer(timer.id, self.clock() + timedelta(seconds=30), str(exc))
             logger.warning("timer %s %s failed: %s", timer.id, timer.kind, type(exc).__name__)
             return
@@ -105,7 +108,7 @@ class Timekeeper:
             return effects  # picked up: the chain stops here
         step, minutes = timer.payload["step"], timer.payload["minutes"]
         concern = stored.concern
-        school = self.school
+        school = self.alerts.school_of(concern)
         alerts = self.alerts
         waited = f"{_total_minutes(stored, self.clock())} minutes"
         urgent = "URGENT " if concern.priority == "urgent" else ""
@@ -205,7 +208,9 @@ class Timekeeper:
         deadline = next((d for d in concern.deadlines if d.id == deadline_id), None)
         if deadline is None:
             return effects
-        due = datetime.fromisoformat(deadline.due_at).astimezone(self.school.timezone)
+        due = datetime.fromisoformat(deadline.due_at).astimezone(
+            self.alerts.school_of(concern).timezone
+        )
         when = due.strftime("%a %d %b %H:%M")
         lead = "OVERDUE" if phase == "overdue" else "Due soon"
         text = f"{lead}: {deadline.label} - by {when}."
@@ -231,22 +236,23 @@ class Timekeeper:
     ) -> list[OutboxMessage]:
         concern = stored.concern
         alerts = self.alerts
+        school = alerts.school_of(concern)
         if owner == "reporter":
             return [
                 alerts.direct(
                     concern.reporter.aad_object_id,
                     text,
-                    _owner_card(concern.id, deadline_id, text, self.school),
+                    _owner_card(concern.id, deadline_id, text, school),
                 )
             ]
         if owner == "case_manager" or concern.is_allegation:
             # An allegation's reminders go to its case managers only; on the LADO route
             # nobody in school has it, so the reporter (who phones the LADO) is reminded.
-            people = recipients(self.school, concern)
+            people = recipients(school, concern)
             if not people:
                 return [alerts.direct(concern.reporter.aad_object_id, text)]
             return [alerts.direct(p.aad_object_id, text) for p in people]
-        return [alerts.in_thread(concern.id, text, self.school.dsl_team())]
+        return [alerts.in_thread(concern.id, text, school.dsl_team())]
 
     async def _on_chase_social_care(self, timer: Timer) -> Effects:
         stored = await self.store.get_concern(timer.concern_id or "")
@@ -257,23 +263,32 @@ class Timekeeper:
             "Children's social care should have acknowledged the referral by now (one working "
             "day). If they have not, chase them today."
         )
+        school = self.alerts.school_of(stored.concern)
         if stored.concern.is_allegation:
-            for person in recipients(self.school, stored.concern):
+            for person in recipients(school, stored.concern):
                 effects.messages.append((stored.id, self.alerts.direct(person.aad_object_id, text)))
         else:
             effects.messages.append(
-                (stored.id, self.alerts.in_thread(stored.id, text, self.school.dsl_team()))
+                (stored.id, self.alerts.in_thread(stored.id, text, school.dsl_team()))
             )
         effects.audit.append((None, "chase_social_care", stored.id, {}))
         return effects
 
     # -- stalled reports -----------------------------------------------------------------
 
-    async def on_turn(self, storage_key: str, reporter: Reporter, state: Mapping[str, Any]) -> None:
-        """After every 1:1 turn: a report left mid-way gets timers; a finished one loses them."""
+    async def on_turn(
+        self,
+        storage_key: str,
+        reporter: Reporter,
+        state: Mapping[str, Any],
+        school: SchoolProfile | None = None,
+    ) -> None:
+        """After every 1:1 turn: a report left mid-way gets timers; a finished one loses them.
+        `school` is the reporter's school for this report (the only one, if omitted)."""
         if state.get("mode") in MID_REPORT:
-            who = {"aad": reporter.aad_object_id, "name": reporter.name}
-            for spec in stalled_timers(self.school, storage_key, who, self.clock()):
+            school = school or self.schools.get(None)
+            who = {"aad": reporter.aad_object_id, "name": reporter.name, "school": school.id}
+            for spec in stalled_timers(school, storage_key, who, self.clock()):
                 await self.store.schedule(spec)
         else:
             for kind in (STALLED_REMINDER, STALLED_NOTICE):
@@ -299,7 +314,7 @@ class Timekeeper:
                 else "Nothing has been sent yet. "
             )
             + "Reply here to carry on exactly where you stopped, or type 'cancel'. If a child is "
-            f"in immediate danger, phone {self.school.contact('emergency').number} now."
+            f"in immediate danger, phone {self._school(timer).contact('emergency').number} now."
         )
         effects.messages.append((None, self.alerts.direct(timer.payload["aad"], text)))
         effects.audit.append((timer.payload["aad"], "stalled_reminder", None, {"flow": flow.id}))
@@ -322,12 +337,13 @@ class Timekeeper:
                 (concern_id, OutboxMessage("update_card", {}, {"concern_id": concern_id}))
             )
             return effects
-        context = FlowContext(self.school, reporter, working_days_for(self.school))
+        school = self._school(timer)
+        context = FlowContext(school, reporter, working_days_for(school))
         with compiled.attach(flow_state, context) as run:
             partial = run.concern(state.get("concern_id") or "incomplete", self.clock())
             captured = run.answers_for_display()
             labels = {s.id: s.label for s in compiled.definition.steps}
-        started = datetime.fromisoformat(flow_state["started_at"]).astimezone(self.school.timezone)
+        started = datetime.fromisoformat(flow_state["started_at"]).astimezone(school.timezone)
         notice = _incomplete_card(
             compiled.definition.title,
             reporter.name,
@@ -348,13 +364,15 @@ class Timekeeper:
         if route == "dsl_team":
             messages = [
                 OutboxMessage(
-                    "channel_post", self.alerts.channel_target(), {"card": notice, "text": text}
+                    "channel_post",
+                    self.alerts.channel_target(school),
+                    {"card": notice, "text": text},
                 )
             ]
         else:  # its case managers, never its subject; the LADO route tells nobody in school
             messages = [
                 self.alerts.direct(p.aad_object_id, text, notice)
-                for p in recipients(self.school, partial)
+                for p in recipients(school, partial)
             ]
         if not messages:
             return effects
@@ -363,6 +381,11 @@ class Timekeeper:
             (reporter.aad_object_id, "incomplete_report_notice", None, {"route": route})
         )
         return effects
+
+    def _school(self, timer: Timer) -> SchoolProfile:
+        """The school of the reporter whose report stalled (timers from before a trust
+        deployment name none: then the only school)."""
+        return self.schools.get(timer.payload.get("school"))
 
 
 def _total_minutes(stored: StoredConcern, now: datetime) -> int:

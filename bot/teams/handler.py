@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Any
 
 from botbuilder.core import InvokeResponse, MessageFactory, TurnContext, UserState
-from botbuilder.core.teams import TeamsActivityHandler
+from botbuilder.core.teams import TeamsActivityHandler, TeamsInfo
 from botbuilder.schema import Activity, ActivityTypes, Attachment, ChannelAccount
 
 from bot.errors import ConflictError, DeliveryError, DeliveryRefused
@@ -24,10 +24,14 @@ from bot.services.timing import MID_REPORT
 from bot.store import CARDS_LANE, DuplicateActivity, SqliteStore
 from bot.teams.cards import answered_card, is_live, message_card, reply_card
 from bot.teams.private import MOVED_TO_CHAT, NO_PRIVATE_CHAT, send_privately, team_command
+from bot.teams.schools import PART as SCHOOL_PART
+from bot.teams.schools import SchoolResolver, Turn
 from dialogs.replies import Reply, TurnResult
 from dialogs.session import Session
 from dialogs.text import reply_text
 from flows.concern import Reporter
+from flows.directory import SchoolDirectory
+from flows.profile import SchoolProfile
 
 logger = logging.getLogger(__name__)
 
@@ -37,15 +41,17 @@ DURABLE_REPLY_EVENTS = frozenset({"concern_raised", "concern_final"})
 _UNIT = "safeguarding.turn_unit"
 _KEY = "safeguarding.state_key"
 _ITEM = "safeguarding.state_items"
+_SCHOOL = "safeguarding.school"
 OPEN_CARD = "open_card"
 
 
 def _part_key(key: str | None, part: str) -> str | None:
-    """The session lives at the person's key; the open card in a row of its own beside it,
-    written after the replies, so a quick next message never conflicts with it."""
+    """The session (and the person's school) live at the person's key; the open card in a
+    row of its own beside it, written after the replies, so a quick next message never
+    conflicts with it."""
     if not key:
         return None
-    return key if part == "session" else f"{key}/{part}"
+    return key if part in ("session", SCHOOL_PART) else f"{key}/{part}"
 
 
 IMAGE_WARNING = (
@@ -64,13 +70,15 @@ class SafeguardingBot(TeamsActivityHandler):
     def __init__(
         self,
         *,
-        school: Any,
+        school: SchoolDirectory | SchoolProfile,
         store: SqliteStore,
         alerts: AlertService,
         clock: Callable[[], datetime],
         timekeeper: Timekeeper | None = None,
     ) -> None:
-        self.school = school
+        # Every school served; each turn runs in the reporter's own school (see _school).
+        self.schools = SchoolDirectory.of(school)
+        self.where = SchoolResolver(self.schools, clock)
         self.timekeeper = timekeeper
         self.store = store
         self.alerts = alerts
@@ -181,22 +189,22 @@ class SafeguardingBot(TeamsActivityHandler):
         )
         state = await self._state(turn_context, "session")
         command = report_command(activity.text, value, state.get("mode"))
-        if command:  # answered from the store; the session (their place in a flow) is untouched
-            in_flow = state.get("mode") in MID_REPORT
-            if command == RECONSIDER:
-                replies = await Reconsideration(
-                    self.school, self.store, self.alerts, self.clock
-                ).replies(reporter, value, in_flow=in_flow)
-            else:
-                view = ReportsView(self.school, self.store, self.clock)
-                replies = await view.replies(command, reporter, in_flow=in_flow)
-            for reply in replies:
-                await turn_context.send_activity(reply)
-            return None
+        in_flow = state.get("mode") in MID_REPORT
+        if command and command != RECONSIDER:  # across every school they may see
+            return await self._command(turn_context, command, reporter, value, in_flow, None)
+        found = await self._school(turn_context, state, activity.text or "", value)
+        if found is None:
+            return None  # asked which school (or answered `my school`); nothing is lost
+        school, text, value = found
+        # What they wrote before being asked which school may itself be a command.
+        command = report_command(text, value, state.get("mode"))
+        if command:
+            return await self._command(turn_context, command, reporter, value, in_flow, school)
         before = copy.deepcopy(state)
-        session = Session(self.school, reporter, state)
+        session = Session(school, reporter, state)
         # Typed text is passed on exactly as sent: a child's words are never altered.
-        result = session.handle(activity.text or "", value, now=self.clock())
+        result = session.handle(text, value, now=self.clock())
+        await self._pin_school(turn_context, school, before, result.state)
         await self._apply(turn_context, result, reporter, before)
         return None
 
@@ -211,14 +219,20 @@ class SafeguardingBot(TeamsActivityHandler):
         state = await self._state(turn_context, "session")
         result = None
         if command in {MY_REPORTS, OPEN_CONCERNS}:
-            view = ReportsView(self.school, self.store, self.clock)
+            view = ReportsView(self.schools, self.store, self.clock)
             in_flow = state.get("mode") in MID_REPORT
             outgoing = await view.replies(command, reporter, in_flow=in_flow)
         else:
-            result = Session(self.school, reporter, state).handle(command, None, now=self.clock())
-            outgoing = [_group_activity(group) for group in _groups(result.replies)]
-            if result.state != state:
-                await self._save_state(turn_context, "session", result.state)
+            # In their own school; or, not known yet, the question goes to the chat instead.
+            school, asked = await self._school_of_sender(turn_context, state, command)
+            if school is None:
+                outgoing = [asked]
+            else:
+                session = Session(school, reporter, state)
+                result = session.handle(command, None, now=self.clock())
+                outgoing = [_group_activity(group) for group in _groups(result.replies)]
+                if result.state != state:
+                    await self._save_state(turn_context, "session", result.state)
         try:
             reference, ids = await send_privately(self.alerts.messenger, activity, outgoing)
         except (DeliveryError, DeliveryRefused) as exc:
@@ -227,7 +241,7 @@ class SafeguardingBot(TeamsActivityHandler):
             logger.warning(
                 "1:1 chat not opened (%s, activity_id=%s)", type(exc).__name__, activity.id
             )
-            emergency = self.school.contact("emergency").number
+            emergency = self.schools.schools[0].contact("emergency").number
             await turn_context.send_activity(NO_PRIVATE_CHAT.format(emergency=emergency))
             return
         await turn_context.send_activity(MOVED_TO_CHAT)
@@ -249,6 +263,92 @@ class SafeguardingBot(TeamsActivityHandler):
         if live or old:
             with self.store.in_lane(CARDS_LANE):
                 await self._save_state(turn_context, OPEN_CARD, live or old)
+
+    async def _command(
+        self,
+        turn_context: TurnContext,
+        command: str,
+        reporter: Reporter,
+        value: dict | None,
+        in_flow: bool,
+        school: SchoolProfile | None,
+    ) -> None:
+        """Answered from the store; the session (their place in a flow) is untouched."""
+        if command == RECONSIDER and school is not None:
+            replies = await Reconsideration(school, self.store, self.alerts, self.clock).replies(
+                reporter, value, in_flow=in_flow
+            )
+        else:
+            view = ReportsView(self.schools, self.store, self.clock)
+            replies = await view.replies(command, reporter, in_flow=in_flow)
+        for reply in replies:
+            await turn_context.send_activity(reply)
+
+    async def _school(
+        self, turn_context: TurnContext, state: dict[str, Any], text: str, value: dict | None
+    ) -> tuple[SchoolProfile, str, dict | None] | None:
+        """The reporter's school for this turn, and the message to run in it (what they wrote
+        before being asked, once they answer). None: a question or `my school` was answered."""
+        turn = await self._school_turn(turn_context, state, text, value)
+        if turn.reply is not None:
+            await turn_context.send_activity(turn.reply)
+            return None
+        return turn.school, turn.text, turn.value
+
+    async def _school_of_sender(
+        self, turn_context: TurnContext, state: dict[str, Any], command: str
+    ) -> tuple[SchoolProfile | None, Activity | None]:
+        """For a team-scope command: their school, or the question to send them privately."""
+        turn = await self._school_turn(turn_context, state, command, None)
+        return (None, turn.reply) if turn.reply is not None else (turn.school, None)
+
+    async def _school_turn(
+        self, turn_context: TurnContext, state: dict[str, Any], text: str, value: dict | None
+    ) -> Turn:
+        activity = turn_context.activity
+        part = copy.deepcopy(await self._state(turn_context, SCHOOL_PART))
+        kept = copy.deepcopy(part)
+        turn = await self.where.turn(
+            part,
+            (activity.from_property or ChannelAccount()).aad_object_id,
+            _tenant_id(activity),
+            text,
+            value,
+            mid_report=state.get("mode") in MID_REPORT,
+            email=lambda: self._email(turn_context),
+        )
+        if part != kept:
+            await self._save_state(turn_context, SCHOOL_PART, part)
+        if turn.school is not None:
+            turn_context.turn_state[_SCHOOL] = turn.school
+        return turn
+
+    async def _pin_school(
+        self,
+        turn_context: TurnContext,
+        school: SchoolProfile,
+        before: dict[str, Any],
+        after: dict[str, Any],
+    ) -> None:
+        """A report keeps the school it was started at until it ends."""
+        if self.schools.single is not None:
+            return
+        part = copy.deepcopy(await self._state(turn_context, SCHOOL_PART))
+        was, now = before.get("mode") in MID_REPORT, after.get("mode") in MID_REPORT
+        if self.where.pin(part, school, was_mid_report=was, mid_report=now):
+            await self._save_state(turn_context, SCHOOL_PART, part)
+
+    async def _email(self, turn_context: TurnContext) -> str | None:
+        """The sender's e-mail address from Teams (only asked when a profile lists e-mail
+        domains and the sender is not otherwise known). Never logged."""
+        try:
+            member = await TeamsInfo.get_member(
+                turn_context, turn_context.activity.from_property.id
+            )
+        except Exception as exc:  # not found, or Teams unavailable: ask instead
+            logger.warning("member look-up failed (%s)", type(exc).__name__)
+            return None
+        return getattr(member, "email", None) or getattr(member, "user_principal_name", None)
 
     async def _state(self, turn_context: TurnContext, part: str) -> dict[str, Any]:
         """One part of the person's stored state (read with the turn's seen-check): the
@@ -289,7 +389,8 @@ class SafeguardingBot(TeamsActivityHandler):
         if result.state != before:
             await self._save_state(turn_context, "session", result.state)
         if self.timekeeper is not None and key:
-            await self.timekeeper.on_turn(key, reporter, result.state)
+            school = turn_context.turn_state.get(_SCHOOL)
+            await self.timekeeper.on_turn(key, reporter, result.state, school)
         durable: list[str] = []
         if result.replies and any(e.kind in DURABLE_REPLY_EVENTS for e in result.events):
             # The reply to "Send" (or to an urgent report being raised) is in the outbox like
@@ -428,8 +529,15 @@ class SafeguardingBot(TeamsActivityHandler):
                 "Hello. I help you follow the school's safeguarding procedures and get a "
                 "concern to the DSL fast. Tell me what happened, or type 'help'. "
                 f"If a child is in immediate danger, phone "
-                f"{self.school.contact('emergency').number} now."
+                f"{self.schools.schools[0].contact('emergency').number} now."
             )
+
+
+def _tenant_id(activity: Activity) -> str | None:
+    channel_data = activity.channel_data if isinstance(activity.channel_data, dict) else {}
+    tenant = channel_data.get("tenant") if isinstance(channel_data.get("tenant"), dict) else {}
+    conversation = activity.conversation
+    return tenant.get("id") or (conversation.tenant_id if conversation else None)
 
 
 def _state_key(user_state: UserState, turn_context: TurnContext) -> str | None:
