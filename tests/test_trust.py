@@ -297,3 +297,16 @@ def test_the_school_question_cards_pass_the_official_renderer() -> None:
     dropdowns = [c for c in cards if any(b["type"] == "Input.ChoiceSet" for b in c["body"])]
     assert len(dropdowns) >= 2
     assert_valid_cards(cards)
+
+
+async def test_a_report_left_unfinished_is_noticed_in_the_reporters_own_schools_channel(
+    hera: RunningBot,
+):
+    await hera.post(hera.message(value={"action": "start", "flow": "welfare"}, user=KR_REPORTER))
+    await hera.say("no", user=KR_REPORTER)
+    await hera.say("my school", user=KR_REPORTER)  # mid-report: still Kings Road's report
+    hera.clock.advance(minutes=KINGS.rules.incomplete_report_notice_minutes + 1)
+    await hera.settle()
+    [notice] = hera.channel_posts()
+    assert notice.json["channelData"]["channel"]["id"] == KINGS.dsl_channel.channel_id
+    assert "INCOMPLETE REPORT" in str(notice.json)
