@@ -9,22 +9,28 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from bot.teams.cards import message_card, reply_card
+from bot.services.timekeeper import ACKNOWLEDGE
+from bot.teams.cards import alert_card, message_card, reply_card
 from bot.teams.handler import _groups
 from dialogs.replies import Reply
-from tests.flowkit import NOW, school
+from tests.flowkit import NOW, PLAIN, school, straight_walk
 from tests.sessionwalks import FLOWS, turn, walks
 
 SCHOOL = school("buttsbury-junior")
+SERVICES = Path(__file__).resolve().parent.parent / "bot" / "services"
+_STRING = re.compile(r"f?\"[^\"\n]*\"")  # one-line string literals in the source
 EVENING = datetime(2026, 11, 23, 19, 0, tzinfo=NOW.tzinfo)  # the out-of-hours notice too
 # A button named in words: "press 'Send now'", "tap 'Skip'", "press Now" (a capitalised word).
 NAMED = re.compile(
     r"\b(?i:press|tap|click|choose)(?:ing)?\s+(?:the\s+)?"
-    r"(?:['\"‘“](?P<quoted>[^'\"’”\n]+)['\"’”]|(?P<bare>[A-Z][A-Za-z]*)\b)"
+    # a quoted name ends at a closing quote not followed by a letter ("I'm" goes on)
+    r"(?:['‘](?P<single>[^\n]+?)['’](?![A-Za-z])|[\"“](?P<double>[^\"\n]+?)[\"”]"
+    r"|(?P<bare>[A-Z][A-Za-z]*)\b)"
 )
 
 
@@ -58,7 +64,7 @@ def titles_of(node: Any) -> set[str]:
 
 
 def named_buttons(text: str) -> list[str]:
-    return [m.group("quoted") or m.group("bare") for m in NAMED.finditer(text)]
+    return [m.group("single") or m.group("double") or m.group("bare") for m in NAMED.finditer(text)]
 
 
 def mismatches(card: dict[str, Any]) -> list[str]:
@@ -169,3 +175,15 @@ def test_help_keeps_the_999_line_apart() -> None:
             if block.get("style") == "attention" and emergency in str(block)
         ]
         assert len(red) == 1 and "'report'" not in str(red[0])
+
+
+def test_buttons_named_in_reminders_are_on_the_alert_card() -> None:
+    """Reminders to the DSL team and case managers name the alert card's buttons: each name
+    in bot/services' texts is a button title on the alert card they point to."""
+    sources = "\n".join(p.read_text("utf-8") for p in SERVICES.glob("*.py"))
+    texts = [ACKNOWLEDGE.join(m.group(0).split("{ACKNOWLEDGE}")) for m in _STRING.finditer(sources)]
+    named = {name for text in texts for name in named_buttons(text)}
+    assert ACKNOWLEDGE in named  # the scan is alive
+    concern = straight_walk("disclosure", PLAIN["disclosure"])
+    titles = titles_of(alert_card(concern, recipient="the DSL team"))
+    assert named <= titles, sorted(named - titles)

@@ -39,6 +39,9 @@ from flows.profile import SchoolProfile
 from flows.routing import deputy_for, recipients
 
 logger = logging.getLogger(__name__)
+# The alert card's button, by its title (bot/teams/templates/alert.json.j2): reminders name
+# it exactly, so the words match the button (tests/test_words_match_buttons.py).
+ACKNOWLEDGE = "Acknowledge - I'm taking this"
 
 
 @dataclass
@@ -137,7 +140,8 @@ class Timekeeper:
                 to = "dsl_team_direct"
                 text = (
                     f"An {urgent}safeguarding alert in the '{school.dsl_channel.name}' channel has "
-                    f"not been picked up for {waited}. Please open it now and press Acknowledge."
+                    f"not been picked up for {waited}. Please open it now and press "
+                    f"'{ACKNOWLEDGE}'."
                 )
                 for person in school.dsl_team():
                     effects.messages.append((concern.id, alerts.direct(person.aad_object_id, text)))
@@ -156,7 +160,7 @@ class Timekeeper:
             # anyone who may be its subject (checked by identity, not by the role picked).
             text = (
                 f"Reminder: a confidential report about an adult in school was sent to you "
-                f"{waited} ago and has not been acknowledged. Open it and press Acknowledge."
+                f"{waited} ago and has not been acknowledged. Open it and press '{ACKNOWLEDGE}'."
             )
             deputy = deputy_for(school, concern)
             if step == 1:
