@@ -166,7 +166,7 @@ def out_of_hours(profile: Any, now: datetime, to: str | None = None) -> Reply:
     """Shown before the first question outside school hours: who to call now. `to` is who the
     report goes to (an allegation never to the DSL team); by default the DSL team."""
     numbers = [profile.contact("emergency")] + [c for c in profile.contacts if c.out_of_hours]
-    reader = "the DSL" if to is None else "anyone to read"
+    reader = "the DSL to read" if to is None else "anyone to read"
     to = to or "the DSL team"
     return Reply(
         kind="contacts",

@@ -4,10 +4,11 @@ member pressed, replaced in place - over HTTP with the fake Bot Connector."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
+from dialogs.contacts import out_of_hours
 from tests.cardcheck import assert_valid_cards, card_texts
-from tests.e2e import REPORTER, RunningBot
+from tests.e2e import REPORTER, SCHOOL, RunningBot
 
 PERSONAL = f"a:personal-{REPORTER.id}"
 
@@ -31,3 +32,11 @@ async def test_rules_out_of_hours_notice_and_first_question_are_one_card(bot: Ru
     question = texts.index("is a child in immediate danger")
     assert texts.index("the rules") < question and texts.index("outside school hours") < question
     assert_valid_cards([card])
+
+
+def test_the_out_of_hours_notice_reads_as_a_sentence() -> None:
+    """'do not wait for the DSL this report' lost its verb; both forms now read whole."""
+    evening = datetime(2026, 11, 23, 19, 0, tzinfo=SCHOOL.timezone)
+    for to, reader in ((None, "the DSL to read"), ("the headteacher only", "anyone to read")):
+        notice = out_of_hours(SCHOOL, evening, to)
+        assert f"do not wait for {reader} this report." in notice.text
