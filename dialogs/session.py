@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from dialogs import contacts
@@ -133,14 +133,16 @@ class Session:
     def _text_idle(self, text: str, now: datetime) -> None:
         # What they typed before choosing a procedure goes with the report as their own
         # opening words (the first few messages; never the child's words).
-        opening = self.state.get("opening", [])
-        if len(opening) < OPENING_MESSAGES:
-            opening = [*opening, text]
+        opening = _fresh_opening(self.state, now)
+        kept = {
+            "opening": [*opening, text][:OPENING_MESSAGES],
+            "opening_at": self.state["opening_at"] if opening else now.isoformat(),
+        }
         candidates = suggest(text, (f.definition for f in self.flows.values()))
         if not candidates:
-            self.state = {"mode": "idle", "opening": opening}
+            self.state = {"mode": "idle", **kept}
             return self._cmd_menu(now)
-        self.state = {"mode": "triage", "candidates": candidates, "opening": opening}
+        self.state = {"mode": "triage", "candidates": candidates, **kept}
         options = [Option(c, self.flows[c].definition.short_title) for c in candidates]
         options.append(Option("menu", SOMETHING_ELSE, submit=MENU_COMMAND))
         self._replies.append(
@@ -295,7 +297,11 @@ class Session:
         what the staff member first typed."""
         flow = self.flows[flow_id]
         if not prefill:
-            opening_words = "\n".join(self.state.get("opening", [])) or None
+            # Pressed on the triage card those words brought, they belong to this report
+            # however long it took; otherwise only words typed in the last half hour.
+            triaged = self.state["mode"] == "triage" and self.state.get("opening")
+            words = self.state["opening"] if triaged else _fresh_opening(self.state, now)
+            opening_words = "\n".join(words) or None
         self.state = {
             "mode": "flow",
             "concern_id": self.state.get("concern_id") if prefill else self.new_id(),
@@ -491,13 +497,27 @@ class Session:
 
 SOMETHING_ELSE = "Something else"
 OPENING_MESSAGES = 5  # the first few messages typed before a procedure was chosen
+OPENING_MAX_AGE = timedelta(minutes=30)
 OPENING_LABEL = "Your first message (sent as your words, not the child's)"
 MENU_COMMAND = {"action": "command", "command": "menu"}
 
 
 def _opening(state: Mapping[str, Any]) -> dict[str, Any]:
     """The opening words typed so far, kept while a procedure is being chosen."""
-    return {"opening": state["opening"]} if state.get("opening") else {}
+    if not state.get("opening"):
+        return {}
+    return {"opening": state["opening"], "opening_at": state["opening_at"]}
+
+
+def _fresh_opening(state: Mapping[str, Any], now: datetime) -> list[str]:
+    """The opening words, unless typed too long ago to belong to the report starting now
+    ("hello" yesterday is not part of today's report)."""
+    at = state.get("opening_at")
+    if not state.get("opening") or not at:
+        return []
+    if now - datetime.fromisoformat(at) > OPENING_MAX_AGE:
+        return []
+    return list(state["opening"])
 
 
 def _time_left(seconds: int) -> str:

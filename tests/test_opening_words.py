@@ -5,6 +5,7 @@ whose they are, sealed at rest, never logged - instead of being thrown away at t
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 from pathlib import Path
 
 from bot.teams.cards import OPENING_WORDS_LABEL
@@ -49,6 +50,29 @@ def test_several_messages_before_choosing_are_kept_in_order() -> None:
     chat.send(value={"action": "start", "flow": "disclosure"})
     with_opening = chat.state["flow"]["opening_words"]
     assert with_opening == f"hello\n{OPENING}"
+
+
+def test_words_typed_long_before_are_not_part_of_a_later_report() -> None:
+    chat = Chat()
+    chat.say("hello")  # the menu; then nothing for an hour
+    chat.now += timedelta(hours=1)
+    chat.say(OPENING)
+    chat.send(value={"action": "start", "flow": "disclosure"})
+    assert chat.state["flow"]["opening_words"] == OPENING
+    chat = Chat()
+    chat.say("hello")  # the menu; an hour later they type 'report' and start from the menu
+    chat.now += timedelta(hours=1)
+    chat.say("report")
+    chat.send(value={"action": "start", "flow": "disclosure"})
+    assert chat.state["flow"]["opening_words"] is None
+
+
+def test_the_triage_card_pressed_later_still_carries_the_words_that_brought_it() -> None:
+    chat = Chat()
+    chat.say(OPENING)
+    chat.now += timedelta(hours=1)
+    chat.send(value={"action": "start", "flow": "disclosure"})
+    assert chat.state["flow"]["opening_words"] == OPENING
 
 
 def test_a_report_started_from_the_menu_has_no_opening_words() -> None:
