@@ -145,8 +145,8 @@ class ConcernsMixin(StoreCore):
         return await self._write(
             lambda conn: (
                 conn.execute(
-                    "INSERT OR IGNORE INTO alert_posts (concern_id, activity_id, reference,"
-                    " resend, source, at) VALUES (?, ?, ?, ?, ?, ?)",
+                    "INSERT INTO alert_posts (concern_id, activity_id, reference,"
+                    " resend, source, at) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
                     row,
                 ).rowcount
                 == 1
@@ -309,10 +309,10 @@ class ConcernsMixin(StoreCore):
         def work(conn: Connection) -> int:
             cur = conn.execute(
                 "INSERT INTO audit (at, actor_aad_id, action, concern_id, detail)"
-                " VALUES (?, ?, ?, ?, ?)",
+                " VALUES (?, ?, ?, ?, ?) RETURNING id",
                 row,
             )
-            return int(cur.lastrowid)
+            return int(cur.fetchone()[0])
 
         return await self._write(work, deferrable=True)
 

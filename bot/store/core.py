@@ -364,12 +364,15 @@ class StoreCore(Storage):
                         ).fetchone()
                         if exists:
                             raise ConflictError("etag conflict: the item changed since it was read")
-                        # Like MemoryStorage: nothing stored yet means nothing to conflict with.
-                        conn.execute(
+                        # Like MemoryStorage: nothing stored yet means nothing to conflict with
+                        # (unless another writer inserts it first: that is a conflict too).
+                        cur = conn.execute(
                             "INSERT INTO bot_state (key, etag, data, updated_at)"
-                            " VALUES (?, ?, ?, ?)",
+                            " VALUES (?, ?, ?, ?) ON CONFLICT (key) DO NOTHING",
                             (key, new_etag, text, now),
                         )
+                        if cur.rowcount == 0:
+                            raise ConflictError("etag conflict: the item changed since it was read")
 
         await self._write(work, deferrable=True)
         # The new etags are decided before the write, so a deferred write can hand them back.

@@ -115,8 +115,8 @@ class TurnUnit:
         def work(conn: Connection) -> None:
             if self.activity_id:
                 cur = conn.execute(
-                    "INSERT OR IGNORE INTO processed_activities (conversation_id, activity_id, at)"
-                    " VALUES (?, ?, ?)",
+                    "INSERT INTO processed_activities (conversation_id, activity_id, at)"
+                    " VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
                     seen,
                 )
                 if cur.rowcount != 1:

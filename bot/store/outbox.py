@@ -81,14 +81,15 @@ class OutboxMixin(StoreCore):
                 "SELECT id, status FROM outbox WHERE ((status = 'pending' AND next_attempt_at <= ?)"
                 " OR (status = 'sending' AND claimed_at <= ?)) AND NOT "
                 + self._waits_its_turn()
-                + " ORDER BY priority, next_attempt_at, created_at LIMIT ?",
+                + " ORDER BY priority, next_attempt_at, created_at LIMIT ?"
+                + self.CLAIM_LOCK,
                 (now_text, expired, limit),
             ).fetchall()
             ids = [r["id"] for r in rows]
             conn.executemany(
                 "UPDATE outbox SET status = 'sending', claimed_at = ?, claimed_by = ?,"
                 " attempts = attempts + 1, updated_at = ?,"
-                " unknown_outcome = unknown_outcome OR ? WHERE id = ?",
+                " unknown_outcome = CASE WHEN ? THEN 1 ELSE unknown_outcome END WHERE id = ?",
                 [(now_text, owner, now_text, r["status"] == "sending", r["id"]) for r in rows],
             )
             return [_outbox_item(_fetch_outbox(conn, i)) for i in ids]
@@ -211,7 +212,7 @@ class OutboxMixin(StoreCore):
         `unknown_outcome`: this attempt may have been carried out (the re-send says so)."""
         await self._update_outbox(
             "status = 'pending', next_attempt_at = ?, last_error = ?, claimed_at = NULL,"
-            " updated_at = ?, unknown_outcome = unknown_outcome OR ?",
+            " updated_at = ?, unknown_outcome = CASE WHEN ? THEN 1 ELSE unknown_outcome END",
             (_iso(next_at), error[:200], self._now(at), unknown_outcome),
             outbox_id,
         )
@@ -257,8 +258,8 @@ class OutboxMixin(StoreCore):
             )
             if post is not None:
                 conn.execute(
-                    "INSERT OR IGNORE INTO alert_posts (concern_id, activity_id, reference,"
-                    " resend, source, at) VALUES (?, ?, ?, ?, ?, ?)",
+                    "INSERT INTO alert_posts (concern_id, activity_id, reference,"
+                    " resend, source, at) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
                     (
                         post.concern_id,
                         post.activity_id,

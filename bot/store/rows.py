@@ -159,7 +159,8 @@ def _insert_outbox(conn: Connection, row: tuple) -> str:
 
 def _first_milestone(conn: Connection, concern_id: str, milestone: str, now: str) -> bool:
     cur = conn.execute(
-        "INSERT OR IGNORE INTO concern_milestones (concern_id, milestone, at) VALUES (?, ?, ?)",
+        "INSERT INTO concern_milestones (concern_id, milestone, at) VALUES (?, ?, ?)"
+        " ON CONFLICT DO NOTHING",
         (concern_id, milestone, now),
     )
     return cur.rowcount == 1

@@ -138,11 +138,16 @@ def reseal(conn: sqlite3.Connection, codec: FieldCodec) -> dict[str, int]:
     (sealing any plain text left from before encryption). Returns rows rewritten per table."""
     counts: dict[str, int] = {}
     for table, columns in SEALED_COLUMNS.items():
-        cursor = conn.execute(f"SELECT rowid, {', '.join(columns)} FROM {table}")
-        cursor.row_factory = None  # the stored BLOBs, not opened values
+        query = f"SELECT rowid, {', '.join(columns)} FROM {table}"
+        if hasattr(conn, "raw_rows"):  # a backend's adapter (PostgreSQL)
+            stored = conn.raw_rows(query)
+        else:
+            cursor = conn.execute(query)
+            cursor.row_factory = None  # the stored BLOBs, not opened values
+            stored = cursor.fetchall()
         assignments = ", ".join(f"{c} = ?" for c in columns)
         rewritten = 0
-        for rowid, *values in cursor.fetchall():
+        for rowid, *values in stored:
             if any(codec.needs_reseal(v) for v in values):
                 fresh = [codec.seal(codec.open(v)) if codec.needs_reseal(v) else v for v in values]
                 conn.execute(f"UPDATE {table} SET {assignments} WHERE rowid = ?", (*fresh, rowid))

@@ -53,7 +53,8 @@ class TimersMixin(StoreCore):
         def work(conn: Connection) -> list[Timer]:
             rows = conn.execute(
                 "SELECT id FROM timers WHERE (status = 'pending' AND due_at <= ?)"
-                " OR (status = 'firing' AND claimed_at <= ?) ORDER BY due_at LIMIT ?",
+                " OR (status = 'firing' AND claimed_at <= ?) ORDER BY due_at LIMIT ?"
+                + self.CLAIM_LOCK,
                 (now_text, expired, limit),
             ).fetchall()
             ids = [r["id"] for r in rows]

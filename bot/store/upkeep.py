@@ -35,8 +35,8 @@ class UpkeepMixin(StoreCore):
 
         def work(conn: Connection) -> bool:
             cur = conn.execute(
-                "INSERT OR IGNORE INTO processed_activities (conversation_id, activity_id, at)"
-                " VALUES (?, ?, ?)",
+                "INSERT INTO processed_activities (conversation_id, activity_id, at)"
+                " VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
                 (conversation_id, activity_id, now),
             )
             return cur.rowcount == 1
