@@ -72,7 +72,20 @@ pdf-deps:
 	@dpkg -s $(PDF_APT) >/dev/null 2>&1 || { $(SUDO) apt-get update && \
 	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y --no-install-recommends $(PDF_APT); }
 
-test: $(STAMP) $(NODE_STAMP) $(CHROMIUM) pdf-deps
+# PostgreSQL for the store tests: tests/pgcluster.py starts a throwaway server (initdb into a
+# temporary folder, loopback only) and every store contract test runs on it as well as on
+# SQLite. Debian's package is installed when no pg_ctl is found; Debian puts the server in
+# /usr/lib/postgresql/<version>/bin, which is where the tests look (or on PATH).
+PG_CTL := $(firstword $(shell command -v pg_ctl) $(wildcard /usr/lib/postgresql/*/bin/pg_ctl))
+
+.PHONY: postgresql
+postgresql:
+	@if [ -z "$(PG_CTL)" ]; then \
+	  $(SUDO) apt-get update && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y postgresql; \
+	fi
+
+test: $(STAMP) $(NODE_STAMP) $(CHROMIUM) pdf-deps postgresql
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q
 

@@ -123,7 +123,7 @@ def cmd_rotate_key(args: argparse.Namespace) -> int:
     import sqlite3
 
     from bot.settings import Settings
-    from bot.store import SqliteStore
+    from bot.store import open_store
     from bot.store.keys import add_local_key, load_codec, new_key
 
     if args.new_key:
@@ -137,20 +137,22 @@ def cmd_rotate_key(args: argparse.Namespace) -> int:
         if not settings.local_development or settings.data_key or settings.key_vault_url:
             raise ConfigError("--new-local-key is for local development (the key file) only.")
         add_local_key(settings.data_dir)
-    if not settings.database_path.exists():
+    if not settings.database_url and not settings.database_path.exists():
         raise ConfigError(f"no store at {settings.database_path}")
-    store = SqliteStore(settings.database_path, codec=load_codec(settings))
+    store = open_store(settings.database, codec=load_codec(settings))
     try:
         counts = asyncio.run(store.reseal())
     finally:
         store.close()
-    # Rewritten rows leave the old ciphertext in free pages and the WAL: rebuild the file.
-    conn = sqlite3.connect(settings.database_path, isolation_level=None)
-    try:
-        conn.execute("VACUUM")
-        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-    finally:
-        conn.close()
+    if not settings.database_url:
+        # Rewritten rows leave the old ciphertext in free pages and the WAL: rebuild the file.
+        # (PostgreSQL: autovacuum reclaims the old row versions; VACUUM FULL to do it now.)
+        conn = sqlite3.connect(settings.database_path, isolation_level=None)
+        try:
+            conn.execute("VACUUM")
+            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        finally:
+            conn.close()
     rows = ", ".join(f"{table} {n}" for table, n in counts.items())
     print(f"re-encrypted under the current data key: {sum(counts.values())} rows ({rows})")
     return 0

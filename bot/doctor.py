@@ -188,7 +188,7 @@ def check_database(settings: Settings) -> Check:
         codec = load_codec(settings)
     except ConfigError as exc:  # its messages name the variable, never the value
         return failed("database", f"the data key cannot be loaded: {exc}")
-    if not settings.database_path.exists():
+    if not settings.database_url and not settings.database_path.exists():
         return failed(
             "database",
             f"no database at {where}: run `safeguarding-bot migrate` (or is DATA_DIR wrong?)",

@@ -47,12 +47,12 @@ def open_database(
 ) -> SqliteStore:
     """The database `serve` uses, opened and migrated: `migrate` and `doctor` open it here
     too, so all three always reach the same database with the same backend."""
-    return open_store(settings.database_path, clock=clock, codec=codec)
+    return open_store(settings.database, clock=clock, codec=codec)
 
 
 def database_label(settings: Settings) -> str:
     """Where the database is, for people to read (never a password)."""
-    return str(settings.database_path)
+    return settings.database_label
 
 
 def build_server(
@@ -177,10 +177,10 @@ def serve(
             UNSAFE_BIND_FLAG,
         )
     logger.info(
-        "serving schools=%s on http://%s:%d/api/messages data=%s",
+        "serving schools=%s on http://%s:%d/api/messages database=%s",
         ",".join(s.id for s in schools.schools),
         settings.host,
         settings.port,
-        settings.database_path,
+        settings.database_label,
     )
     web.run_app(server.app, host=settings.host, port=settings.port, print=None)

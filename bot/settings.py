@@ -80,6 +80,8 @@ class Settings:
     closed_concern_retention_days: int | None = None
     # The data key (bot/store/keys.py): base64 in the environment, or an Azure Key Vault secret.
     data_key: Secret = field(default_factory=lambda: Secret(""))
+    # PostgreSQL instead of the SQLite file under data_dir (it may hold a password).
+    database_url: Secret = field(default_factory=lambda: Secret(""))
     data_old_keys: Secret = field(default_factory=lambda: Secret(""))
     key_vault_url: str = ""
     key_vault_secret_name: str = ""
@@ -135,8 +137,15 @@ class Settings:
                     "Config 'CLOSED_CONCERN_RETENTION_DAYS' must be a whole number of days (1 or "
                     "more), or unset to keep closed concerns for ever."
                 )
+        database_url = get("DATABASE_URL")
+        if database_url and not database_url.startswith(("postgresql://", "postgres://")):
+            raise ConfigError(
+                "Config 'DATABASE_URL' must be a PostgreSQL URL (postgresql://user@host/db); "
+                "leave it unset for the SQLite file under DATA_DIR."
+            )
         return cls(
             closed_concern_retention_days=retention,
+            database_url=Secret(database_url),
             app_id=app_id,
             app_password=Secret(password),
             app_tenant_id=tenant_id,
@@ -161,6 +170,16 @@ class Settings:
     @property
     def database_path(self) -> Path:
         return self.data_dir / "safeguarding.sqlite3"
+
+    @property
+    def database(self) -> str | Path:
+        """Where the store is: DATABASE_URL (PostgreSQL), else the SQLite file in data_dir."""
+        return self.database_url.reveal() or self.database_path
+
+    @property
+    def database_label(self) -> str:
+        """For logs: never the URL (it may hold a password)."""
+        return "PostgreSQL (DATABASE_URL)" if self.database_url else str(self.database_path)
 
     def bot_framework_config(self) -> SimpleNamespace:
         """The attribute bag `ConfigurationBotFrameworkAuthentication` reads (APP_ID, ...)."""

@@ -17,7 +17,7 @@ from aiohttp.test_utils import TestServer
 
 from bot.server import Server, build_server
 from bot.services.alerts import SEND_TIMEOUT_SECONDS
-from bot.settings import Settings
+from bot.settings import Secret, Settings
 from flows.directory import SchoolDirectory
 from flows.profile import load_organisation
 from tests.fakeconnector import FakeConnector
@@ -71,12 +71,14 @@ class RunningBot:
         data_dir: Path,
         clock: Clock,
         served: SchoolDirectory | None = None,
+        database_url: str = "",
     ) -> None:
         """`served`: the schools this server serves (a whole trust); default the one SCHOOL."""
         self.served = served
         self.tenant = served.schools[0].tenant_id if served else TENANT
         self.connector = connector
         self.data_dir = data_dir
+        self.database_url = database_url  # PostgreSQL; "" for the SQLite file in data_dir
         self.clock = clock
         self.server: Server | None = None
         self._http: TestServer | None = None
@@ -86,7 +88,7 @@ class RunningBot:
     async def start(
         self, default_service_url: str | None = None, send_timeout: float = SEND_TIMEOUT_SECONDS
     ) -> RunningBot:
-        settings = Settings(data_dir=self.data_dir)
+        settings = Settings(data_dir=self.data_dir, database_url=Secret(self.database_url))
         self.server = build_server(
             settings,
             self.served or SCHOOL,

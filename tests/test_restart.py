@@ -1,5 +1,6 @@
 # A real server process killed with SIGKILL while a timer is pending: after a restart the
-# timer fires exactly once. Time is moved through the server's file clock.
+# timer fires exactly once. Time is moved through the server's file clock. On SQLite and on
+# PostgreSQL (`serve` with DATABASE_URL).
 from __future__ import annotations
 
 import asyncio
@@ -11,12 +12,16 @@ import sys
 from pathlib import Path
 
 import aiohttp
+import psycopg
+import pytest
 
 from tests.e2e import CHANNEL, Clock, RunningBot
 from tests.fakeconnector import FakeConnector
 from tests.test_timers import URGENT_DISCLOSURE
 
 BIN = Path(sys.executable).parent / "safeguarding-bot"
+
+pytestmark = pytest.mark.every_backend
 
 
 def free_port() -> int:
@@ -25,8 +30,11 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-async def start_server(data: Path, clock_file: Path, port: int) -> asyncio.subprocess.Process:
+async def start_server(
+    data: Path, clock_file: Path, port: int, database_url: str = ""
+) -> asyncio.subprocess.Process:
     env = {**os.environ, "SAFEGUARDING_CLOCK_FILE": str(clock_file), "APP_ID": ""}
+    env["DATABASE_URL"] = database_url
     process = await asyncio.create_subprocess_exec(
         str(BIN),
         "serve",
@@ -75,14 +83,17 @@ def nudges(connector: FakeConnector) -> list:
     ]
 
 
-async def test_a_pending_timer_survives_sigkill_and_fires_exactly_once(tmp_path: Path):
+async def test_a_pending_timer_survives_sigkill_and_fires_exactly_once(
+    tmp_path: Path, store_backend: str, request: pytest.FixtureRequest
+):
+    url = request.getfixturevalue("pg_cluster").database() if store_backend != "sqlite" else ""
     clock_file = tmp_path / "now.txt"
     clock = Clock()
     clock_file.write_text(clock.now.isoformat(), "utf-8")
     data = tmp_path / "data"
     port = free_port()
     async with FakeConnector() as connector:
-        server = await start_server(data, clock_file, port)
+        server = await start_server(data, clock_file, port, url)
         client = await RunningBot(connector, data, clock).connect(
             f"http://127.0.0.1:{port}/api/messages"
         )
@@ -95,19 +106,19 @@ async def test_a_pending_timer_survives_sigkill_and_fires_exactly_once(tmp_path:
 
             clock.advance(minutes=6)
             clock_file.write_text(clock.now.isoformat(), "utf-8")
-            server = await start_server(data, clock_file, port)
+            server = await start_server(data, clock_file, port, url)
             await wait_for(lambda: nudges(connector))
             await asyncio.sleep(1.0)  # many scheduler passes: it must not fire again
             await kill(server)
 
-            server = await start_server(data, clock_file, port)  # and once more
+            server = await start_server(data, clock_file, port, url)  # and once more
             await asyncio.sleep(1.0)
             assert len(nudges(connector)) == 1
         finally:
             await client.stop()
             if server.returncode is None:
                 await kill(server)
-    with sqlite3.connect(data / "safeguarding.sqlite3") as db:
+    with psycopg.connect(url) if url else sqlite3.connect(data / "safeguarding.sqlite3") as db:
         fired = db.execute(
             "SELECT COUNT(*) FROM timers WHERE kind = 'escalate' AND status = 'done'"
         ).fetchone()[0]

@@ -1,4 +1,5 @@
-# The SQLite store: botbuilder Storage etags, migrations, concerns, outbox, audit, de-duplication.
+# The store on SQLite and on PostgreSQL (tests/stores.py): botbuilder Storage etags,
+# migrations, concerns, outbox, audit, de-duplication.
 from __future__ import annotations
 
 import asyncio
@@ -17,10 +18,13 @@ from botbuilder.schema import (
 )
 
 from bot.errors import ConflictError, StoreError
-from bot.store import SCHEMA_VERSION, OutboxMessage, SqliteStore
+from bot.store import SCHEMA_VERSION, OutboxMessage, SqliteStore, Store
 from flows.concern import Concern, Reporter, Routing
+from tests.stores import DB_ERRORS, is_postgres, raw
 
 T0 = datetime(2025, 3, 3, 9, 0, tzinfo=UTC)
+
+pytestmark = pytest.mark.every_backend
 
 
 def make_concern(concern_id: str = "c-1", *, reporter: str = "aad-reporter") -> Concern:
@@ -41,7 +45,7 @@ def make_concern(concern_id: str = "c-1", *, reporter: str = "aad-reporter") -> 
 # -- botbuilder Storage ----------------------------------------------------------------------
 
 
-async def test_read_returns_written_items_with_an_etag(store: SqliteStore) -> None:
+async def test_read_returns_written_items_with_an_etag(store: Store) -> None:
     await store.write({"a": {"count": 1}, "b": StoreItem(name="x")})
 
     items = await store.read(["a", "b", "missing"])
@@ -52,7 +56,7 @@ async def test_read_returns_written_items_with_an_etag(store: SqliteStore) -> No
     assert items["a"]["e_tag"] and items["a"]["e_tag"] != items["b"]["e_tag"]
 
 
-async def test_write_with_a_stale_etag_raises_conflict(store: SqliteStore) -> None:
+async def test_write_with_a_stale_etag_raises_conflict(store: Store) -> None:
     await store.write({"k": {"v": 1}})
     first = (await store.read(["k"]))["k"]
     second = (await store.read(["k"]))["k"]
@@ -65,14 +69,14 @@ async def test_write_with_a_stale_etag_raises_conflict(store: SqliteStore) -> No
     assert (await store.read(["k"]))["k"]["v"] == 2
 
 
-async def test_star_etag_overwrites(store: SqliteStore) -> None:
+async def test_star_etag_overwrites(store: Store) -> None:
     await store.write({"k": {"v": 1}})
     await store.write({"k": {"v": 2, "e_tag": "*"}})
 
     assert (await store.read(["k"]))["k"]["v"] == 2
 
 
-async def test_write_puts_the_new_etag_back_so_a_second_save_works(store: SqliteStore) -> None:
+async def test_write_puts_the_new_etag_back_so_a_second_save_works(store: Store) -> None:
     await store.write({"k": {"v": 1}})
     item = (await store.read(["k"]))["k"]
     item["v"] = 2
@@ -83,22 +87,21 @@ async def test_write_puts_the_new_etag_back_so_a_second_save_works(store: Sqlite
     assert (await store.read(["k"]))["k"]["v"] == 3
 
 
-async def test_empty_etag_and_non_json_state_are_refused(store: SqliteStore) -> None:
+async def test_empty_etag_and_non_json_state_are_refused(store: Store) -> None:
     with pytest.raises(StoreError, match="etag is empty"):
         await store.write({"k": {"e_tag": ""}})
     with pytest.raises(StoreError, match="not JSON-serialisable"):
         await store.write({"k": {"when": datetime.now(UTC)}})
 
 
-async def test_delete_removes_items(store: SqliteStore) -> None:
+async def test_delete_removes_items(store: Store) -> None:
     await store.write({"a": {"v": 1}, "b": {"v": 2}})
     await store.delete(["a"])
 
     assert list(await store.read(["a", "b"])) == ["b"]
 
 
-async def test_conversation_state_round_trips_through_the_store(tmp_path: Path) -> None:
-    path = tmp_path / "state.sqlite3"
+async def test_conversation_state_round_trips_through_the_store(make_store) -> None:
     activity = Activity(
         type="message",
         channel_id="msteams",
@@ -107,7 +110,7 @@ async def test_conversation_state_round_trips_through_the_store(tmp_path: Path) 
         recipient=ChannelAccount(id="28:bot"),
     )
 
-    first = SqliteStore(path)
+    first = make_store()
     state = ConversationState(first)
     session = state.create_property("session")
     context = TurnContext(TestAdapter(), activity)
@@ -116,7 +119,7 @@ async def test_conversation_state_round_trips_through_the_store(tmp_path: Path) 
     await state.save_changes(context)
     first.close()
 
-    reopened = SqliteStore(path)
+    reopened = make_store()
     state = ConversationState(reopened)
     context = TurnContext(TestAdapter(), activity)
     await state.load(context)
@@ -127,7 +130,7 @@ async def test_conversation_state_round_trips_through_the_store(tmp_path: Path) 
     reopened.close()
 
 
-async def test_two_turns_saving_the_same_conversation_conflict(store: SqliteStore) -> None:
+async def test_two_turns_saving_the_same_conversation_conflict(store: Store) -> None:
     activity = Activity(
         type="message",
         channel_id="msteams",
@@ -164,30 +167,34 @@ def test_a_new_file_is_created_at_the_current_schema_version(tmp_path: Path) -> 
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 
 
-async def test_reopening_is_idempotent_and_keeps_data(tmp_path: Path) -> None:
-    path = tmp_path / "bot.sqlite3"
-    store = SqliteStore(path)
+async def test_reopening_is_idempotent_and_keeps_data(make_store) -> None:
+    store = make_store()
     await store.save_concern(make_concern())
     store.close()
 
     for _ in range(2):
-        store = SqliteStore(path)
+        store = make_store()
         assert store.schema_version == SCHEMA_VERSION
         assert await store.get_concern("c-1") is not None
         store.close()
 
 
-def test_a_file_from_newer_code_is_refused(tmp_path: Path) -> None:
-    path = tmp_path / "bot.sqlite3"
-    SqliteStore(path).close()
-    with sqlite3.connect(path) as conn:
-        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+def test_a_database_from_newer_code_is_refused(make_store) -> None:
+    store = make_store()
+    store.close()
+    with raw(store) as conn:
+        if is_postgres(store):
+            conn.execute(
+                "INSERT INTO store_schema_version (version) VALUES (?)", (SCHEMA_VERSION + 1,)
+            )
+        else:
+            conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
 
     with pytest.raises(StoreError, match="newer than this code"):
-        SqliteStore(path)
+        make_store()
 
 
-async def test_ready_until_closed(store: SqliteStore) -> None:
+async def test_ready_until_closed(store: Store) -> None:
     assert await store.ready()
     store.close()
     assert not await store.ready()
@@ -198,7 +205,7 @@ async def test_ready_until_closed(store: SqliteStore) -> None:
 # -- concerns --------------------------------------------------------------------------------
 
 
-async def test_concern_round_trips_with_its_columns(store: SqliteStore) -> None:
+async def test_concern_round_trips_with_its_columns(store: Store) -> None:
     await store.save_concern(make_concern(), at=T0)
 
     stored = await store.get_concern("c-1")
@@ -210,7 +217,7 @@ async def test_concern_round_trips_with_its_columns(store: SqliteStore) -> None:
     assert await store.get_concern("nope") is None
 
 
-async def test_lists_by_reporter_and_open_by_school(store: SqliteStore) -> None:
+async def test_lists_by_reporter_and_open_by_school(store: Store) -> None:
     await store.save_concern(make_concern("c-1"), at=T0)
     await store.save_concern(make_concern("c-2"), at=T0 + timedelta(minutes=1))
     await store.save_concern(make_concern("c-3", reporter="someone-else"), status="draft")
@@ -223,7 +230,7 @@ async def test_lists_by_reporter_and_open_by_school(store: SqliteStore) -> None:
     assert [c.id for c in open_] == ["c-1"]
 
 
-async def test_concurrent_acknowledgements_exactly_one_wins(store: SqliteStore) -> None:
+async def test_concurrent_acknowledgements_exactly_one_wins(store: Store) -> None:
     await store.save_concern(make_concern())
 
     results = await asyncio.gather(
@@ -236,9 +243,8 @@ async def test_concurrent_acknowledgements_exactly_one_wins(store: SqliteStore) 
     assert stored.acknowledged_by == f"dsl-{results.index(True)}"
 
 
-async def test_acknowledgement_race_across_two_connections(tmp_path: Path) -> None:
-    path = tmp_path / "bot.sqlite3"
-    one, two = SqliteStore(path), SqliteStore(path)
+async def test_acknowledgement_race_across_two_connections(make_store) -> None:
+    one, two = make_store(), make_store()
     await one.save_concern(make_concern())
 
     results = await asyncio.gather(one.acknowledge("c-1", "dsl-a"), two.acknowledge("c-1", "dsl-b"))
@@ -248,7 +254,7 @@ async def test_acknowledgement_race_across_two_connections(tmp_path: Path) -> No
     two.close()
 
 
-async def test_resaving_an_acknowledged_concern_keeps_it_acknowledged(store: SqliteStore) -> None:
+async def test_resaving_an_acknowledged_concern_keeps_it_acknowledged(store: Store) -> None:
     await store.save_concern(make_concern())
     await store.acknowledge("c-1", "dsl-a")
     await store.save_concern(make_concern())
@@ -265,7 +271,7 @@ def alert(kind: str = "post_alert") -> OutboxMessage:
     return OutboxMessage(kind, {"channel_id": "19:dsl"}, {"type": "message"})
 
 
-async def test_concern_and_its_messages_are_saved_together(store: SqliteStore) -> None:
+async def test_concern_and_its_messages_are_saved_together(store: Store) -> None:
     ids = await store.save_concern_and_enqueue(
         make_concern(), [alert(), alert("notify_reporter")], at=T0
     )
@@ -278,14 +284,14 @@ async def test_concern_and_its_messages_are_saved_together(store: SqliteStore) -
     ]
 
 
-async def test_nothing_is_saved_when_an_enqueue_fails(store: SqliteStore) -> None:
+async def test_nothing_is_saved_when_an_enqueue_fails(store: Store) -> None:
     bad = OutboxMessage(None, {}, {})  # type: ignore[arg-type]  # kind is NOT NULL
     with pytest.raises(StoreError):
         await store.save_concern_and_enqueue(make_concern(), [bad])
     assert await store.get_concern("c-1") is None
 
 
-async def test_claim_marks_sending_and_a_second_claim_gets_nothing(store: SqliteStore) -> None:
+async def test_claim_marks_sending_and_a_second_claim_gets_nothing(store: Store) -> None:
     (outbox_id,) = await store.save_concern_and_enqueue(make_concern(), [alert()], at=T0)
 
     claimed = await store.claim_due(T0, limit=10)
@@ -295,15 +301,15 @@ async def test_claim_marks_sending_and_a_second_claim_gets_nothing(store: Sqlite
     assert again == []
 
 
-async def test_not_yet_due_messages_wait(store: SqliteStore) -> None:
+async def test_not_yet_due_messages_wait(store: Store) -> None:
     await store.enqueue(None, "post_alert", {}, {}, not_before=T0 + timedelta(minutes=5), at=T0)
 
     assert await store.claim_due(T0) == []
     assert len(await store.claim_due(T0 + timedelta(minutes=5))) == 1
 
 
-async def test_a_crashed_claim_is_reclaimed_after_a_lease_of_seconds(tmp_path: Path) -> None:
-    store = SqliteStore(tmp_path / "bot.sqlite3", delivery_lease=timedelta(seconds=30))
+async def test_a_crashed_claim_is_reclaimed_after_a_lease_of_seconds(make_store) -> None:
+    store = make_store(delivery_lease=timedelta(seconds=30))
     outbox_id = await store.enqueue(None, "post_alert", {}, {}, at=T0)
     await store.claim_due(T0)
 
@@ -315,7 +321,7 @@ async def test_a_crashed_claim_is_reclaimed_after_a_lease_of_seconds(tmp_path: P
 
 
 async def test_at_start_up_a_server_reclaims_its_own_unfinished_sends_at_once(
-    store: SqliteStore,
+    store: Store,
 ) -> None:
     mine = await store.enqueue(None, "post_alert", {}, {}, at=T0)
     await store.claim_due(T0, owner="host-a")
@@ -328,7 +334,7 @@ async def test_at_start_up_a_server_reclaims_its_own_unfinished_sends_at_once(
     assert theirs not in {i.id for i in again}  # another server's lease is left to run out
 
 
-async def test_alerts_are_claimed_before_card_updates_and_reminders(store: SqliteStore) -> None:
+async def test_alerts_are_claimed_before_card_updates_and_reminders(store: Store) -> None:
     update = await store.enqueue(None, "update_card", {}, {}, at=T0)
     reminder = await store.enqueue(None, "direct_message", {}, {}, at=T0)
     alert = await store.enqueue(None, "post_alert", {}, {}, at=T0 + timedelta(seconds=1))
@@ -339,7 +345,7 @@ async def test_alerts_are_claimed_before_card_updates_and_reminders(store: Sqlit
     assert [i.id for i in rest] == [reminder, update]
 
 
-async def test_retry_then_delivered(store: SqliteStore) -> None:
+async def test_retry_then_delivered(store: Store) -> None:
     outbox_id = await store.enqueue(None, "post_alert", {}, {}, at=T0)
     await store.claim_due(T0)
     await store.mark_retry(outbox_id, T0 + timedelta(seconds=30), "http 429")
@@ -355,7 +361,7 @@ async def test_retry_then_delivered(store: SqliteStore) -> None:
     assert await store.claim_due(T0 + timedelta(days=1)) == []
 
 
-async def test_failed_messages_are_not_claimed_again(store: SqliteStore) -> None:
+async def test_failed_messages_are_not_claimed_again(store: Store) -> None:
     outbox_id = await store.enqueue(None, "post_alert", {}, {}, at=T0)
     await store.claim_due(T0)
     await store.mark_failed(outbox_id, "http 403")
@@ -368,7 +374,7 @@ async def test_failed_messages_are_not_claimed_again(store: SqliteStore) -> None
 # -- audit -----------------------------------------------------------------------------------
 
 
-async def test_audit_appends_and_lists_in_order(store: SqliteStore) -> None:
+async def test_audit_appends_and_lists_in_order(store: Store) -> None:
     await store.audit("aad-reporter", "concern.raised", "c-1", {"status": "raised"}, at=T0)
     await store.audit("aad-dsl", "concern.acknowledged", "c-1", at=T0 + timedelta(minutes=2))
 
@@ -381,33 +387,31 @@ async def test_audit_appends_and_lists_in_order(store: SqliteStore) -> None:
 
 
 @pytest.mark.parametrize("statement", ["UPDATE audit SET action = 'x'", "DELETE FROM audit"])
-async def test_audit_rows_cannot_be_changed_or_deleted(tmp_path: Path, statement: str) -> None:
-    path = tmp_path / "bot.sqlite3"
-    store = SqliteStore(path)
+async def test_audit_rows_cannot_be_changed_or_deleted(store: Store, statement: str) -> None:
     await store.audit("aad-dsl", "concern.acknowledged", "c-1")
     store.close()
 
-    with sqlite3.connect(path) as conn, pytest.raises(sqlite3.DatabaseError, match="append-only"):
+    with raw(store) as conn, pytest.raises(DB_ERRORS, match="append-only"):
         conn.execute(statement)
 
 
 # -- processed activities and conversation references ----------------------------------------
 
 
-async def test_a_redelivered_activity_is_seen_once(store: SqliteStore) -> None:
+async def test_a_redelivered_activity_is_seen_once(store: Store) -> None:
     assert await store.mark_activity_seen("act-1", "conv-1")
     assert not await store.mark_activity_seen("act-1", "conv-1")
     assert await store.mark_activity_seen("act-1", "conv-2")
 
 
-async def test_old_activity_ids_can_be_forgotten(store: SqliteStore) -> None:
+async def test_old_activity_ids_can_be_forgotten(store: Store) -> None:
     await store.mark_activity_seen("act-1", "conv-1", at=T0)
 
     assert await store.forget_activities_before(T0 + timedelta(days=1)) == 1
     assert await store.mark_activity_seen("act-1", "conv-1")
 
 
-async def test_conversation_references_are_upserted(store: SqliteStore) -> None:
+async def test_conversation_references_are_upserted(store: Store) -> None:
     first = ConversationReference(
         channel_id="msteams",
         service_url="https://smba.example/uk/",

@@ -1,29 +1,31 @@
-# The store's own threads (lanes), the one-transaction turn unit and timers moved in place.
+# The store's own threads (lanes), the one-transaction turn unit and timers moved in place,
+# on SQLite and PostgreSQL (tests/stores.py).
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 import threading
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 
-from bot.store import DuplicateActivity, SqliteStore, TimerSpec
+from bot.store import DuplicateActivity, Store, TimerSpec
+from tests.stores import raw
 from tests.test_store import make_concern
 
 T0 = datetime(2025, 3, 3, 9, 0, tzinfo=UTC)
 
+pytestmark = pytest.mark.every_backend
 
-async def _thread_and_connection(store: SqliteStore) -> tuple[str, int]:
-    def which(conn: sqlite3.Connection) -> tuple[str, int]:
+
+async def _thread_and_connection(store: Store) -> tuple[str, int]:
+    def which(conn: object) -> tuple[str, int]:
         return threading.current_thread().name, id(conn)
 
     return await store._run(which)
 
 
 async def test_each_lane_has_its_own_thread_and_connection_never_the_default_executor(
-    store: SqliteStore,
+    store: Store,
 ):
     turns = await _thread_and_connection(store)
     outbox = await asyncio.create_task(
@@ -36,7 +38,7 @@ async def test_each_lane_has_its_own_thread_and_connection_never_the_default_exe
     assert {t for t, _ in again} == {turns[0]}
 
 
-async def test_a_turn_unit_commits_its_writes_and_seen_mark_once(store: SqliteStore):
+async def test_a_turn_unit_commits_its_writes_and_seen_mark_once(store: Store):
     commits: list[str] = []
     store.commit_hooks.append(commits.append)
     async with store.turn("act-1", "conv-1", ["k"]) as unit:
@@ -55,7 +57,7 @@ async def test_a_turn_unit_commits_its_writes_and_seen_mark_once(store: SqliteSt
     assert commits == ["turns"]
 
 
-async def test_a_failed_turn_leaves_nothing_written_not_even_the_seen_mark(store: SqliteStore):
+async def test_a_failed_turn_leaves_nothing_written_not_even_the_seen_mark(store: Store):
     with pytest.raises(RuntimeError):
         async with store.turn("act-1", "conv-1", ["k"]):
             await store.write({"k": {"session": {"step": 2}}})
@@ -64,7 +66,7 @@ async def test_a_failed_turn_leaves_nothing_written_not_even_the_seen_mark(store
     assert await store.mark_activity_seen("act-1", "conv-1")  # never marked
 
 
-async def test_two_concurrent_turns_for_one_activity_apply_it_once(store: SqliteStore):
+async def test_two_concurrent_turns_for_one_activity_apply_it_once(store: Store):
     async def one(n: int) -> None:
         async with store.turn("act-1", "conv-1", ["k"]) as unit:
             await asyncio.sleep(0)
@@ -73,11 +75,11 @@ async def test_two_concurrent_turns_for_one_activity_apply_it_once(store: Sqlite
 
     results = await asyncio.gather(one(1), one(2), return_exceptions=True)
     assert sum(isinstance(r, DuplicateActivity) for r in results) == 1
-    with sqlite3.connect(store.path) as db:
+    with raw(store) as db:
         assert db.execute("SELECT COUNT(*) FROM outbox").fetchone()[0] == 1
 
 
-async def test_rescheduling_moves_the_live_timer_in_place(store: SqliteStore):
+async def test_rescheduling_moves_the_live_timer_in_place(store: Store):
     first = await store.schedule(TimerSpec("stalled", T0 + timedelta(hours=1), key="s:k"))
     for minutes in range(1, 20):
         again = await store.schedule(
@@ -90,8 +92,8 @@ async def test_rescheduling_moves_the_live_timer_in_place(store: SqliteStore):
     ]
 
 
-async def test_an_unchanged_conversation_reference_is_not_written_again(tmp_path: Path):
-    store = SqliteStore(tmp_path / "s.sqlite3")
+async def test_an_unchanged_conversation_reference_is_not_written_again(make_store):
+    store = make_store()
     commits: list[str] = []
     store.commit_hooks.append(commits.append)
     ref = {"serviceUrl": "https://x/", "conversation": {"id": "a:1"}}

@@ -6,9 +6,13 @@ Callers import from here, never from a module inside. A newcomer's map:
   share - over core.py (lanes, transactions, the chat turn's unit of work, botbuilder Storage).
 - model.py: the records handed back (StoredConcern, OutboxItem, Timer ...); rows.py: row <->
   record; migrations.py: the schema as data; lanes.py: threads, the write gate, TurnUnit.
-- sqlite.py: the embedded backend (`SqliteStore`, one file).
+- sqlite.py: the embedded backend (`SqliteStore`, one file); postgres.py: the server backend
+  (`PostgresStore`, DATABASE_URL), for a trust and for several replicas.
 - sealing.py and keys.py seal the columns that hold what people wrote.
 """
+
+from pathlib import Path
+from typing import Any
 
 from bot.store.lanes import CARDS_LANE
 from bot.store.migrations import SCHEMA_VERSION
@@ -23,8 +27,19 @@ from bot.store.model import (
     Timer,
     TimerSpec,
 )
-from bot.store.sqlite import SqliteStore, open_store
+from bot.store.sqlite import SqliteStore
 from bot.store.store import Store
+
+
+def open_store(target: str | Path, **kwargs: Any) -> Store:
+    """Open (creating and migrating if needed) the store: a PostgreSQL URL
+    (postgresql://...) or the path of the SQLite file."""
+    if isinstance(target, str) and target.startswith(("postgresql://", "postgres://")):
+        from bot.store.postgres import PostgresStore  # psycopg is loaded only when used
+
+        return PostgresStore(target, **kwargs)
+    return SqliteStore(target, **kwargs)
+
 
 __all__ = [
     "CARDS_LANE",

@@ -91,11 +91,6 @@ class SqliteStore(Store):
         return f"json_extract({column}, '$.{key}')"
 
 
-def open_store(path: str | Path, **kwargs: Any) -> SqliteStore:
-    """Open (creating and migrating if needed) the store file at `path`."""
-    return SqliteStore(path, **kwargs)
-
-
 def _make_private(path: Path) -> None:
     """The data folder 0700 and the database 0600 whatever the umask; SQLite gives the -wal
     and -shm files the database file's mode."""
