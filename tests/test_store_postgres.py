@@ -15,6 +15,7 @@ from bot.store import OutboxMessage, Store, TimerSpec, open_store
 from bot.store.migrations import MIGRATIONS
 from bot.store.postgres import PostgresStore, translate_migration
 from bot.store.sealing import MAGIC, SEALED_COLUMNS, FieldCodec
+from bot.store.turnlock import TURN_LEASE
 from tests.test_store import T0, make_concern
 
 WORDS = "He said 'don't tell'"
@@ -121,3 +122,42 @@ def test_database_url_chooses_postgresql_and_anything_else_is_refused(pg_cluster
     store.close()
     with pytest.raises(ConfigError, match="DATABASE_URL"):
         Settings.from_environ({"DATABASE_URL": "mysql://root@db/school"})
+
+
+async def test_one_persons_turns_run_in_order_across_replicas(pg_cluster):
+    url = pg_cluster.database()
+    one, two = PostgresStore(url), PostgresStore(url)
+    events: list[str] = []
+
+    async def turn(store: Store, name: str) -> None:
+        async with store.person_lock("msteams/users/29:x"):
+            events.append(f"{name} in")
+            await asyncio.sleep(0.1)
+            events.append(f"{name} out")
+
+    await asyncio.gather(turn(one, "a"), turn(two, "b"))
+    assert events in (["a in", "a out", "b in", "b out"], ["b in", "b out", "a in", "a out"])
+    one.close()
+    two.close()
+
+
+async def test_a_dead_replicas_turn_lease_is_taken_over_when_it_expires(pg_cluster):
+    url = pg_cluster.database()
+    now = [T0]
+    store = PostgresStore(url, clock=lambda: now[0])
+    with psycopg.connect(url, autocommit=True) as db:  # a replica died holding the lease
+        db.execute(
+            "INSERT INTO turn_leases (key, owner, expires_at) VALUES (%s, 'dead', %s)",
+            ("k", (T0 + TURN_LEASE).isoformat(timespec="microseconds")),
+        )
+    waiting = asyncio.create_task(_enter(store, "k"))
+    await asyncio.sleep(0.3)
+    assert not waiting.done()  # the lease is still live
+    now[0] = T0 + TURN_LEASE
+    await asyncio.wait_for(waiting, 5)
+    store.close()
+
+
+async def _enter(store: Store, key: str) -> None:
+    async with store.person_lock(key):
+        pass

@@ -142,3 +142,25 @@ def test_two_replicas_migrating_one_empty_database_at_once(
     finally:
         for each in opened:
             each.close()
+
+
+async def _overlaps(first: Store, second: Store, keys: tuple[str, str]) -> list[str]:
+    """Two turns holding person_lock at once; the events in the order they happened."""
+    events: list[str] = []
+
+    async def turn(store: Store, key: str, name: str) -> None:
+        async with store.person_lock(key):
+            events.append(f"{name} in")
+            await asyncio.sleep(0.05)
+            events.append(f"{name} out")
+
+    await asyncio.gather(turn(first, keys[0], "a"), turn(second, keys[1], "b"))
+    return events
+
+
+async def test_one_persons_turns_run_one_after_another(store: Store):
+    events = await _overlaps(store, store, ("msteams/users/29:x", "msteams/users/29:x"))
+    assert events in (["a in", "a out", "b in", "b out"], ["b in", "b out", "a in", "a out"])
+    # Two people never wait for each other.
+    events = await _overlaps(store, store, ("msteams/users/29:x", "msteams/users/29:y"))
+    assert events[:2] in (["a in", "b in"], ["b in", "a in"])

@@ -22,6 +22,7 @@ import copy
 import json
 import threading
 import uuid
+import weakref
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager, contextmanager
@@ -104,6 +105,10 @@ class StoreCore(Storage):
         self.commit_hooks: list[Callable[[str], None]] = []
         # Conversation references as last written, so an unchanged one is not written again.
         self._refs_written: OrderedDict[tuple[str, str], str] = OrderedDict()
+        # One person's turns in order (turnlock.py): a lock per person while in use.
+        self._person_locks: weakref.WeakValueDictionary[str, asyncio.Lock] = (
+            weakref.WeakValueDictionary()
+        )
 
     def _open(self) -> None:
         """Connect the first lane and bring the schema up to date (backends call this)."""

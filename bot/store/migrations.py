@@ -149,6 +149,17 @@ MIGRATIONS += (
     CREATE INDEX timers_finished ON timers (status, updated_at);
     """,
 )
+MIGRATIONS += (
+    # 5: one person's turns in order across replicas (turnlock.py): a lease per person,
+    # held for the turn, taken over when it expires. Used where replicas share the database.
+    """
+    CREATE TABLE turn_leases (
+        key TEXT PRIMARY KEY,
+        owner TEXT NOT NULL,
+        expires_at TEXT NOT NULL
+    );
+    """,
+)
 SCHEMA_VERSION = len(MIGRATIONS)
 FIRST_DUE_MIGRATION = 4
 

@@ -54,6 +54,7 @@ class PostgresStore(Store):
     BEGIN = "BEGIN"
     CLAIM_LOCK = " FOR UPDATE SKIP LOCKED"
     SINGLE_WRITER = False
+    SHARED_LEASES = True
     DB_ERRORS = (psycopg.Error,)
 
     def __init__(self, url: str, **kwargs: Any) -> None:

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
 import copy
 import logging
 import time
-import weakref
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
@@ -87,9 +85,6 @@ class SafeguardingBot(TeamsActivityHandler):
         # ({"session", "open_card"}) is read with the turn's seen-check and written with its
         # unit of work, without the SDK's per-save state hashing.
         self.user_state = UserState(store)
-        self._turn_locks: weakref.WeakValueDictionary[str, asyncio.Lock] = (
-            weakref.WeakValueDictionary()
-        )
 
     async def on_turn(self, turn_context: TurnContext) -> None:
         # One person's turns run one after another: a turn writes which card is live after
@@ -98,10 +93,8 @@ class SafeguardingBot(TeamsActivityHandler):
         if not key:
             await self._on_turn(turn_context, key)
             return
-        lock = self._turn_locks.get(key)
-        if lock is None:
-            lock = self._turn_locks[key] = asyncio.Lock()
-        async with lock:
+        # In this process, and across replicas sharing a database (Store.person_lock).
+        async with self.store.person_lock(key):
             await self._on_turn(turn_context, key)
 
     async def _on_turn(self, turn_context: TurnContext, key: str | None) -> None:
