@@ -164,3 +164,16 @@ async def test_one_persons_turns_run_one_after_another(store: Store):
     # Two people never wait for each other.
     events = await _overlaps(store, store, ("msteams/users/29:x", "msteams/users/29:y"))
     assert events[:2] in (["a in", "b in"], ["b in", "a in"])
+
+
+async def test_two_replicas_setting_the_same_timer_at_once_move_one_timer(make_store):
+    one, two = make_store(), make_store()
+
+    async def reschedule(store: Store, minutes: int) -> str | None:
+        spec = TimerSpec("stalled", T0 + timedelta(minutes=minutes), key="stalled:29:x")
+        return await store.schedule(spec)
+
+    ids = await asyncio.gather(*(reschedule(s, n) for n in range(10) for s in (one, two)))
+
+    assert len(set(ids)) == 1  # every write moved the one live timer
+    assert [t.status for t in await one.timers(key="stalled:29:x")] == ["pending"]

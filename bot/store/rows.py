@@ -167,29 +167,18 @@ def _first_milestone(conn: Connection, concern_id: str, milestone: str, now: str
 
 
 def _insert_timer(conn: Connection, spec: TimerSpec, now: str) -> str:
-    if spec.key is not None:
-        # Rescheduling moves the live timer in place: no cancelled row left behind per turn.
-        moved = conn.execute(
-            "UPDATE timers SET kind = ?, concern_id = ?, due_at = ?, payload = ?, attempts = 0,"
-            " last_error = NULL, updated_at = ? WHERE key = ? AND status = 'pending'"
-            " RETURNING id",
-            (
-                spec.kind,
-                spec.concern_id,
-                _iso(spec.due_at),
-                Sensitive(_dumps(dict(spec.payload))),
-                now,
-                spec.key,
-            ),
-        ).fetchall()
-        if moved:
-            return moved[0][0]
-    timer_id = str(uuid.uuid4())
-    conn.execute(
+    """Set a timer; one with a key moves the live (pending) timer with that key in place - no
+    cancelled row left behind per turn - in ONE statement, so two writers setting the same
+    key at once (two replicas) move one timer instead of colliding on the unique index."""
+    return conn.execute(
         "INSERT INTO timers (id, kind, key, concern_id, due_at, payload, status, created_at,"
-        " updated_at) VALUES (?, ?, ?, ?, ?, ?, 'pending', ?, ?)",
+        " updated_at) VALUES (?, ?, ?, ?, ?, ?, 'pending', ?, ?)"
+        " ON CONFLICT (key) WHERE key IS NOT NULL AND status = 'pending' DO UPDATE SET"
+        " kind = excluded.kind, concern_id = excluded.concern_id, due_at = excluded.due_at,"
+        " payload = excluded.payload, attempts = 0, last_error = NULL,"
+        " updated_at = excluded.updated_at RETURNING id",
         (
-            timer_id,
+            str(uuid.uuid4()),
             spec.kind,
             spec.key,
             spec.concern_id,
@@ -198,8 +187,7 @@ def _insert_timer(conn: Connection, spec: TimerSpec, now: str) -> str:
             now,
             now,
         ),
-    )
-    return timer_id
+    ).fetchone()[0]
 
 
 def _timer(row: Row) -> Timer:
