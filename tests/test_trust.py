@@ -5,7 +5,9 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from dataclasses import replace
+from datetime import datetime, time
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -16,6 +18,7 @@ from tests.cardcheck import assert_valid_cards
 from tests.e2e import CARD, ROOT, Clock, RunningBot, User
 from tests.fakeconnector import FakeConnector
 from tests.test_e2e import WALKS, report
+from tests.test_team_commands import in_channel, said_in_channel
 
 HERA = load_organisation(ROOT / "profiles" / "hera-trust.yaml")
 KINGS = HERA.school("kings-road-primary")
@@ -310,3 +313,35 @@ async def test_a_report_left_unfinished_is_noticed_in_the_reporters_own_schools_
     [notice] = hera.channel_posts()
     assert notice.json["channelData"]["channel"]["id"] == KINGS.dsl_channel.channel_id
     assert "INCOMPLETE REPORT" in str(notice.json)
+
+
+async def test_a_team_command_runs_in_the_senders_school_or_asks_privately(hera: RunningBot):
+    await hera.post(in_channel(hera, "report", KR_REPORTER))  # listed: never asked
+    assert "What is your concern about?" in str(hera.direct_messages(KR_REPORTER))
+    assert ASK not in str(hera.direct_messages(KR_REPORTER))
+    # Not known yet: the school question goes to the private chat, never the channel.
+    await hera.post(in_channel(hera, "report", NEWCOMER))
+    assert ASK in str(hera.direct_messages(NEWCOMER))
+    assert ASK not in str(said_in_channel(hera))
+    await hera.post(
+        hera.message(value={"action": "choose_school", "school_id": LAWFORD.id}, user=NEWCOMER)
+    )
+    assert "What is your concern about?" in str(hera.replies_to(NEWCOMER))
+
+
+async def test_school_hours_follow_the_reporters_school(tmp_path: Path):
+    early = replace(KINGS, school_end=time(14, 0), staff_ids=frozenset({KR_REPORTER.aad}))
+    lawford = replace(LAWFORD, staff_ids=frozenset({LM_REPORTER.aad}))
+    served = SchoolDirectory.of(replace(HERA, schools=(early, lawford)))
+    monday_1430 = Clock(datetime(2026, 11, 23, 14, 30, tzinfo=ZoneInfo("Europe/London")))
+    async with FakeConnector() as connector:
+        bot = await RunningBot(connector, tmp_path, monday_1430, served=served).start()
+        try:
+            for user in (KR_REPORTER, LM_REPORTER):
+                await bot.post(
+                    bot.message(value={"action": "start", "flow": "disclosure"}, user=user)
+                )
+            assert "outside school hours" in str(bot.replies_to(KR_REPORTER))
+            assert "outside school hours" not in str(bot.replies_to(LM_REPORTER))
+        finally:
+            await bot.stop()
