@@ -26,6 +26,8 @@ class SchoolDirectory:
     organisations: tuple[Organisation, ...]
     _by_id: dict[str, SchoolProfile] = field(init=False, repr=False, compare=False)
     _org_of: dict[str, Organisation] = field(init=False, repr=False, compare=False)
+    # Entra object id -> the schools that name or list them (looked up every turn).
+    _by_person: dict[str, tuple[SchoolProfile, ...]] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         by_id: dict[str, SchoolProfile] = {}
@@ -45,8 +47,14 @@ class SchoolDirectory:
             raise ProfileError(problems)
         if not by_id:
             raise ProfileError(["(profiles): no school to serve"])
+        by_person: dict[str, list[SchoolProfile]] = {}
+        for school in by_id.values():
+            ids = {p.aad_object_id for p in school.named_people()} | school.staff_ids
+            for aad in ids:
+                by_person.setdefault(aad, []).append(school)
         object.__setattr__(self, "_by_id", by_id)
         object.__setattr__(self, "_org_of", org_of)
+        object.__setattr__(self, "_by_person", {k: tuple(v) for k, v in by_person.items()})
 
     # -- building --------------------------------------------------------------------------
 
@@ -119,7 +127,8 @@ class SchoolDirectory:
         """The schools a member of staff is known at: named in a profile or its staff list
         (by Entra id); failing that, by the domain of their e-mail address."""
         candidates = self.in_tenant(tenant_id)
-        by_id = tuple(s for s in candidates if s.works_here(aad_object_id))
+        listed = self._by_person.get((aad_object_id or "").strip().lower(), ())
+        by_id = tuple(s for s in listed if s in candidates)
         if by_id or not email:
             return by_id
         return tuple(s for s in candidates if s.works_here(None, email))

@@ -3,6 +3,8 @@
 # channel and escalation chain; another school's DSL can never act on it.
 from __future__ import annotations
 
+import json
+import sqlite3
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from datetime import datetime, time
@@ -171,6 +173,7 @@ async def test_an_unknown_member_of_staff_is_asked_once_and_it_is_remembered(her
     )
     assert status in (200, 201)
     assert f"Your school is now {LAWFORD.name}" in hera.texts_to(NEWCOMER)
+    assert await school_changes(hera, NEWCOMER) == [KINGS.id, LAWFORD.id]
     await report(hera, "disclosure", WALKS["disclosure"], user=NEWCOMER)
     assert len(concern_ids(hera, LAWFORD.dsl_channel.channel_id)) == 1
     assert channel_alerts(hera, KINGS.dsl_channel.channel_id) == []
@@ -345,3 +348,13 @@ async def test_school_hours_follow_the_reporters_school(tmp_path: Path):
             assert "outside school hours" not in str(bot.replies_to(LM_REPORTER))
         finally:
             await bot.stop()
+
+
+async def school_changes(bot: RunningBot, user: User) -> list[str]:
+    """The audited school choices of one person (ids only), oldest first."""
+    with sqlite3.connect(bot.server.store.path) as db:
+        rows = db.execute(
+            "SELECT detail FROM audit WHERE action = 'school_set' AND actor_aad_id = ? ORDER BY id",
+            (user.aad,),
+        ).fetchall()
+    return [json.loads(detail)["school"] for (detail,) in rows]

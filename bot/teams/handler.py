@@ -299,11 +299,12 @@ class SafeguardingBot(TeamsActivityHandler):
         self, turn_context: TurnContext, state: dict[str, Any], text: str, value: dict | None
     ) -> Turn:
         activity = turn_context.activity
+        aad = (activity.from_property or ChannelAccount()).aad_object_id
         part = copy.deepcopy(await self._state(turn_context, SCHOOL_PART))
         kept = copy.deepcopy(part)
         turn = await self.where.turn(
             part,
-            (activity.from_property or ChannelAccount()).aad_object_id,
+            aad,
             _tenant_id(activity),
             text,
             value,
@@ -312,6 +313,11 @@ class SafeguardingBot(TeamsActivityHandler):
         )
         if part != kept:
             await self._save_state(turn_context, SCHOOL_PART, part)
+            # Where their reports go changed: audited (ids only), for a DSL asking why.
+            for key, scope in (("id", "person"), ("report", "report")):
+                if part.get(key) and part.get(key) != kept.get(key):
+                    detail = {"school": part[key], "for": scope}
+                    await self.store.audit(aad, "school_set", None, detail)
         if turn.school is not None:
             turn_context.turn_state[_SCHOOL] = turn.school
         return turn
