@@ -82,9 +82,11 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     from bot.settings import Settings
 
     settings = Settings.from_environ(_environ(args))  # what would stop `serve` stops this too
-    organisation = load_organisation(args.profile)
-    schools = [organisation.school(args.school)] if args.school else list(organisation.schools)
-    print(f"Checking {args.profile} ({len(schools)} school(s)) and this environment:")
+    served = _served(args)  # exactly the schools `serve` would serve with these arguments
+    schools = list(getattr(served, "schools", None) or [served])
+    print(
+        f"Checking {args.profiles or args.profile} ({len(schools)} school(s)) and this environment:"
+    )
     checks = asyncio.run(
         doctor.run_checks(
             settings,
@@ -232,12 +234,15 @@ def build_parser() -> argparse.ArgumentParser:
         "PASS/FAIL/SKIP for each, never a secret; exits 1 if anything failed.",
     )
     check.add_argument(
-        "--profile",
-        default=os.environ.get("PROFILE_PATH") or str(DEFAULT_PROFILE),
-        help="school profile YAML (env PROFILE_PATH)",
+        "--profile", default=None, help="school or trust profile YAML (env PROFILE_PATH)"
     )
     check.add_argument(
-        "--school", default=os.environ.get("SCHOOL_ID"), help="one school (default: all)"
+        "--profiles",
+        default=os.environ.get("PROFILES_DIR"),
+        help="a folder of profiles, as `serve --profiles` (env PROFILES_DIR)",
+    )
+    check.add_argument(
+        "--school", default=os.environ.get("SCHOOL_ID"), help="one school (default: all served)"
     )
     check.add_argument("--data", default=None, help="data directory (env DATA_DIR)")
     check.add_argument(
@@ -281,7 +286,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if args.command == "serve":
+    if args.command in ("serve", "doctor"):
         args.profile_given = args.profile is not None or bool(os.environ.get("PROFILE_PATH"))
         if args.profile is None:
             args.profile = os.environ.get("PROFILE_PATH") or str(DEFAULT_PROFILE)

@@ -24,14 +24,14 @@ CHANNEL = "19:a81c55bd0e7f4d3c@thread.tacv2"
 DATA_KEY = base64.b64encode(b"k" * 32).decode()
 
 
-def real_profile(tmp_path: Path, **replace: str) -> Path:
-    """The Buttsbury example with real-looking ids where its placeholders are."""
-    text = (ROOT / "profiles" / "buttsbury-junior.yaml").read_text("utf-8")
+def real_profile(tmp_path: Path, example: str = "buttsbury-junior", **replace: str) -> Path:
+    """An example profile with real-looking ids where its placeholders are."""
+    text = (ROOT / "profiles" / f"{example}.yaml").read_text("utf-8")
     text = text.replace("extends: national.yaml", f"extends: {ROOT / 'profiles/national.yaml'}")
     text = text.replace("00000000-0000-0000-0000-0000000", "3f2504e0-4f89-11d3-9a0c-0305e82")
     text = re.sub(r'team_id: "[^"]*"', f'team_id: "{replace.get("team_id", TEAM)}"', text)
     text = re.sub(r'channel_id: "[^"]*"', f'channel_id: "{CHANNEL}"', text)
-    path = tmp_path / "school.yaml"
+    path = tmp_path / f"{example}.yaml"
     path.write_text(text, "utf-8")
     return path
 
@@ -259,3 +259,34 @@ async def test_a_managed_identity_gets_its_token_from_the_identity_endpoint(
     code, out = await doctor(install, teams, capsys)
     assert code == 1
     assert "no token from the managed identity" in line(out, "credentials")
+
+
+async def test_every_school_a_trust_serves_is_checked(install, teams, capsys, tmp_path) -> None:
+    folder = tmp_path / "profiles"
+    folder.mkdir()
+    trust = real_profile(folder, "hera-trust")
+    from flows.profile import load_organisation
+
+    schools = load_organisation(trust).schools
+    assert len(schools) == 2
+    roster = [p.aad_object_id for s in schools for p in s.dsl_team()]
+    teams.conversations[TEAM].members = [{"id": f"29:{i}", "aadObjectId": i} for i in roster]
+    install["profile"] = trust
+    code, out = await doctor(install, teams, capsys)
+    assert code == 0, out
+    for school in schools:
+        assert line(out, f"ids: {school.id}").startswith("PASS")
+        assert line(out, f"DSL channel: {school.id}").startswith("PASS")
+        assert line(out, f"DSL team members: {school.id}").startswith("PASS")
+
+    # A local authority's folder of profiles, as `serve --profiles` reads it.
+    real_profile(folder, "buttsbury-junior")
+    argv = ["doctor", "--profiles", str(folder), "--data", str(install["data"])]
+    argv += ["--login-url", teams.url, "--service-url", teams.url]
+    capsys.readouterr()
+    code = await asyncio.to_thread(main, argv)
+    out = capsys.readouterr().out
+    assert "(3 school(s))" in out
+    assert line(out, "DSL team members: buttsbury-junior").startswith("FAIL")  # not in roster
+    assert line(out, f"DSL team members: {schools[0].id}").startswith("PASS")
+    assert code == 1
