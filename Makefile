@@ -9,7 +9,7 @@ NODE_STAMP := node_modules/.installed
 PORT ?= 3978
 PLAYGROUND_PORT ?= 56150
 
-.PHONY: run test chat playground bench lint venv manifest clean pdf-deps
+.PHONY: run test chat playground bench bench-replicas lint venv manifest clean pdf-deps
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -92,6 +92,11 @@ test: $(STAMP) $(NODE_STAMP) $(CHROMIUM) pdf-deps postgresql
 # What staff and the DSL feel, against the SDK echo bot in the same run (scripts/bench.py).
 bench: $(STAMP)
 	$(BIN)/python scripts/bench.py
+
+# One replica vs two on PostgreSQL, and SQLite, against the echo bot (scripts/bench_replicas.py;
+# a throwaway PostgreSQL server, which `make test` installs when missing).
+bench-replicas: $(STAMP)
+	$(BIN)/python scripts/bench_replicas.py
 
 manifest: $(STAMP)
 	$(BIN)/safeguarding-bot manifest --app-id $(APP_ID) --out build/app.zip

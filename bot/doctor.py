@@ -163,6 +163,8 @@ def filesystem_of(path: Path, mounts_text: str) -> tuple[str, str]:
 
 
 def check_data_folder(settings: Settings, mounts: Path) -> Check:
+    if settings.database_url:
+        return passed("data folder", "the database is PostgreSQL (DATABASE_URL), not a file here")
     try:
         text = mounts.read_text("utf-8")
     except OSError:

@@ -56,6 +56,8 @@ class _Hold:
     pattern: re.Pattern[str]
     arrived: asyncio.Event = field(default_factory=asyncio.Event)
     release: asyncio.Event = field(default_factory=asyncio.Event)
+    body: Any = None  # what was carried out
+    client_port: int = 0  # the caller's end of the connection (which process sent it)
 
 
 @dataclass
@@ -81,6 +83,7 @@ class FakeConnector:
         self._failures: list[_ScriptedFailure] = []
         self._holds: list[tuple[re.Pattern[str], asyncio.Event]] = []
         self.held: list[str] = []  # paths of requests that arrived while held
+        self.held_from: list[int] = []  # ... and the client port each came from
         self._answer_holds: list[_Hold] = []
         self._ids = itertools.count(1_700_000_000_001)
         self._server: TestServer | None = None
@@ -233,6 +236,8 @@ class FakeConnector:
         for pattern, release in list(self._holds):
             if pattern.search(request.path) and not release.is_set():
                 self.held.append(request.path)
+                peer = request.transport.get_extra_info("peername") if request.transport else None
+                self.held_from.append(peer[1] if peer else 0)
                 await release.wait()
         failure = self._take_failure(request, body)
         held = next((h for h in self._answer_holds if h.pattern.search(request.path)), None)
@@ -268,6 +273,8 @@ class FakeConnector:
                 response = exc
             if held is not None:
                 self._answer_holds.remove(held)
+                peer = request.transport.get_extra_info("peername") if request.transport else None
+                held.body, held.client_port = body, peer[1] if peer else 0
                 held.arrived.set()
                 await held.release.wait()
         self.requests.append(
