@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import socket
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -19,7 +20,7 @@ from bot.services.alerts import SEND_TIMEOUT_SECONDS, AlertService, phone_now
 from bot.services.timekeeper import Timekeeper
 from bot.services.worker import LoopThread, Wakeup
 from bot.settings import UNSAFE_BIND_FLAG, Settings, is_loopback
-from bot.store import SqliteStore, open_store
+from bot.store import Store, open_store
 from bot.store.keys import load_codec
 from bot.teams.adapter import APOLOGY_LEAD, create_adapter
 from bot.teams.connector import TeamsConnector
@@ -35,7 +36,7 @@ class Server:
     """Everything one running bot is made of, for `serve` and for tests."""
 
     app: web.Application
-    store: SqliteStore
+    store: Store
     alerts: AlertService
     bot: SafeguardingBot
     timekeeper: Timekeeper
@@ -44,7 +45,7 @@ class Server:
 
 def open_database(
     settings: Settings, *, codec: Any, clock: Callable[[], datetime] = utc_now
-) -> SqliteStore:
+) -> Store:
     """The database `serve` uses, opened and migrated: `migrate` and `doctor` open it here
     too, so all three always reach the same database with the same backend."""
     return open_store(settings.database, clock=clock, codec=codec)
@@ -77,6 +78,10 @@ def build_server(
         clock=clock,
         default_service_url=default_service_url,
         send_timeout=send_timeout,
+        # Whose delivery leases these are: a restarted server reclaims its own unfinished
+        # sends at once. Host AND port, so two replicas on one machine never take each
+        # other's in-flight sends for their own (which would send an alert twice).
+        owner=f"{socket.gethostname()}:{settings.port}",
     )
     timekeeper = Timekeeper(store, alerts, clock=clock)
     bot = SafeguardingBot(
@@ -144,7 +149,7 @@ PRUNE_EVERY_SECONDS = 3600
 
 
 async def maintain(
-    store: SqliteStore,
+    store: Store,
     settings: Settings,
     stop: asyncio.Event,
     clock: Callable[[], datetime],

@@ -177,3 +177,18 @@ async def test_two_replicas_setting_the_same_timer_at_once_move_one_timer(make_s
 
     assert len(set(ids)) == 1  # every write moved the one live timer
     assert [t.status for t in await one.timers(key="stalled:29:x")] == ["pending"]
+
+
+def test_two_replicas_on_one_machine_hold_their_delivery_leases_under_different_names(tmp_path):
+    # reclaim_own at start-up takes back "my" unfinished sends at once: with the host name
+    # alone, a second replica on the same machine would take the first one's in-flight sends.
+    from bot.server import build_server
+    from bot.settings import Settings
+    from tests.e2e import SCHOOL
+
+    owners = []
+    for port in (3978, 3979):
+        server = build_server(Settings(data_dir=tmp_path, port=port), SCHOOL)
+        owners.append(server.alerts.owner)
+        server.store.close()
+    assert owners[0] != owners[1] and owners[0].endswith(":3978")
