@@ -115,6 +115,9 @@ class FlowDefinition:
     triage: tuple[str, ...]
     path: str
     short_title: str = ""  # a button label that fits a phone (SHORT_TITLE_MAX characters)
+    # The kind of concern in the third person, for the people who act ("Disclosure"): the
+    # title above is the reporter's own words ("A child has told me...").
+    alert_title: str = ""
 
     @property
     def initial(self) -> str:
@@ -182,6 +185,7 @@ _FLOW_KEYS = {
     "id",
     "title",
     "short_title",
+    "alert_title",
     "description",
     "route",
     "rules",
@@ -333,7 +337,7 @@ def parse_flow(text: str, path: str, common: Mapping[str, Any] | None = None) ->
     if not isinstance(data, Mapping):
         raise FlowDefinitionError(f"{path}: a flow file must be a mapping")
     reader.check_keys(data, _FLOW_KEYS, "flow")
-    for key in ("id", "title", "short_title", "route", "dsl_decision"):
+    for key in ("id", "title", "short_title", "alert_title", "route", "dsl_decision"):
         if not isinstance(data.get(key), str):
             reader.problem(f"flow.{key}", "is required")
     short = data.get("short_title")
@@ -386,4 +390,5 @@ def parse_flow(text: str, path: str, common: Mapping[str, Any] | None = None) ->
         triage=reader.strings(data.get("triage"), "flow.triage"),
         path=path,
         short_title=data["short_title"].strip(),
+        alert_title=data["alert_title"].strip(),
     )

@@ -129,6 +129,30 @@ def template_context(
     }
 
 
+def decision_context(profile: Any) -> dict[str, Any]:
+    """For the text the DSL (or case manager) reads on the alert: a contact without a number
+    says so plainly - the staff fallback ("if you cannot reach the DSL...") is not for them."""
+    return {
+        **template_context(profile),
+        "contact": lambda contact_id: _decision_contact(profile, contact_id),
+    }
+
+
+def _decision_contact(profile: Any, contact_id: str) -> str:
+    shown = profile.contacts_for(contact_id)
+    numbered = [c for c in shown if c.number]
+    if not numbered:
+        return f"{shown[0].name} - no number in the school's policy"
+    if len(shown) == 1:
+        return f"{shown[0].name}: {shown[0].number}"
+    return "; ".join(
+        f"{c.name} if the child lives in {c.area}: {c.number}"
+        if c.area
+        else f"{c.name}: {c.number}"
+        for c in numbered
+    )
+
+
 @functools.lru_cache(maxsize=4096)
 def _compiled(template: str) -> jinja2.Template:
     # Prompt texts are a fixed set (the flow files): each is compiled once, not every turn.
@@ -514,7 +538,7 @@ class FlowRun:
             raised_at=self.data["raised_at"] or now.isoformat(),
             finished_at=now.isoformat() if self.state == "done" else None,
             flags=self.flags(),
-            dsl_decision=render(definition.dsl_decision, template_context(profile)),
+            dsl_decision=render(definition.dsl_decision, decision_context(profile)),
             # Only once finished: the route is settled by then (see Concern.opening_words).
             opening_words=self.data.get("opening_words") if self.state == "done" else None,
         )

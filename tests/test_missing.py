@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+from bot.teams.cards import FLAG_WORDS
 from tests.cardcheck import assert_valid_cards
 from tests.e2e import REPORTER, RunningBot
 from tests.test_e2e import CHILD, WALKS, report
@@ -53,5 +54,5 @@ async def test_a_carer_who_does_not_know_where_the_child_is_alerts_at_once(bot: 
     await bot.settle()
     [post] = bot.channel_posts()
     card = json.dumps(card_of(post.json["activity"]), ensure_ascii=False)
-    assert "POLICE-NOW" in card and STILL in card
+    assert FLAG_WORDS["POLICE-NOW"] in card and STILL in card
     assert_valid_cards(channel_cards(bot))

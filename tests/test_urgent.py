@@ -62,7 +62,7 @@ async def test_an_urgent_flag_sends_the_alert_before_the_next_question_is_answer
     await bot.settle()
     [post] = bot.channel_posts()
     card = json.dumps(card_of(post.json["activity"]))
-    assert "URGENT" in card and "CALL-999" in card and STILL in card
+    assert "URGENT" in card and "immediate danger: 999" in card and STILL in card
     assert "Delivered" in bot.texts_to(REPORTER)  # the reporter is told it went
     assert_valid_cards(channel_cards(bot))
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -16,6 +17,7 @@ import jinja2
 
 from dialogs.replies import Reply
 from dialogs.text import reply_text
+from flows.catalogue import catalogue
 from flows.concern import FLAGS, Concern
 
 SCHEMA = "http://adaptivecards.io/schemas/adaptive-card.json"
@@ -333,8 +335,40 @@ _ENV = jinja2.Environment(
 )
 _ENV.filters["verbatim"] = lambda text: _Json(json.dumps(verbatim(text), ensure_ascii=False)[1:-1])
 
-PRIORITY_STYLE = {"urgent": "attention", "normal": "warning"}
-RED_FLAGS = {"URGENT", "CALL-999", "POLICE-NOW", "PERSONAL-DUTY", "ADULT-INVOLVED", "UNDER-13"}
+# Each flag in plain words for the people who act. Red ones go in the band at the top of the
+# card; the rest (what the DSL must know about the child) are among the key facts. URGENT is
+# the band's own label, never repeated as a flag.
+FLAG_WORDS: dict[str, str] = {
+    "CALL-999": "A child may be in immediate danger: 999",
+    "POLICE-NOW": "The police are needed now",
+    "PERSONAL-DUTY": "FGM: the teacher must report it to the police personally",
+    "ADULT-INVOLVED": "An adult is involved",
+    "ACCUSED-IS-DSL": "The allegation is about the DSL or a deputy DSL",
+    "OTHER-CHILDREN-AT-RISK": "Other children may be at risk",
+    "GOING-HOME-TO-ALLEGED-ABUSER": "Going home tonight to the person said to have harmed them",
+    "UNDER-13": "A child under 13 is involved",
+    "WEAPON": "A weapon is involved",
+    "SUICIDE-RISK": "Risk of suicide or serious self-harm",
+    "LOW-LEVEL-CONCERN": "Low-level concern (the reporter thinks the harm threshold is not met)",
+    "IMAGE-SEEN": "A member of staff has seen the image",
+    "LOOKED-AFTER": "Looked after (in care) or previously looked after",
+    "SOCIAL-WORKER": "Has a social worker",
+    "SEND": "Has special educational needs or a disability (SEND)",
+}
+RED_FLAGS = frozenset(
+    {
+        "CALL-999",
+        "POLICE-NOW",
+        "PERSONAL-DUTY",
+        "ADULT-INVOLVED",
+        "ACCUSED-IS-DSL",
+        "OTHER-CHILDREN-AT-RISK",
+        "GOING-HOME-TO-ALLEGED-ABUSER",
+        "UNDER-13",
+        "WEAPON",
+        "SUICIDE-RISK",
+    }
+)
 STATUS_TEXT = {
     "acknowledged": "Picked up by {by} at {at}",
     "referred_social_care": "Referred to children's social care by {by} at {at}",
@@ -342,6 +376,11 @@ STATUS_TEXT = {
     "referred_lado": "Referred to the LADO by {by} at {at}",
     "closed": "Closed by {by} at {at}",
 }
+DECIDE_HEADING = {
+    "dsl_team": "What the DSL must decide",
+    "lado": "What must happen now",
+}
+DECIDE_CASE_MANAGER = "What the case manager must do"
 
 
 # The staff member's own first message: labelled so nobody takes it for the child's words.
@@ -352,6 +391,34 @@ def _hhmm(iso: str | None) -> str:
     return datetime.fromisoformat(iso).strftime("%a %d %b %H:%M") if iso else ""
 
 
+def _time(iso: str | None) -> str:
+    return datetime.fromisoformat(iso).strftime("%H:%M") if iso else ""
+
+
+@dataclass(frozen=True)
+class Mentioned:
+    """Someone the alert @mentions (Teams notifies them): their Teams id and shown name."""
+
+    id: str
+    name: str
+
+    @property
+    def tag(self) -> str:
+        return f"<at>{self.name}</at>"
+
+
+def concern_kind(concern: Concern) -> str:
+    """The kind of concern in the third person ("Disclosure"), from the flow file."""
+    flow = catalogue().get(concern.type)
+    return (flow.definition.alert_title if flow else "") or concern.title
+
+
+def alert_title(concern: Concern) -> str:
+    """'Disclosure - reported by Sam Teacher, 15:34': what, who, when - in the third person."""
+    at = _time(concern.finished_at or concern.raised_at or concern.started_at)
+    return f"{concern_kind(concern)} - reported by {concern.reporter.name}, {at}"
+
+
 def alert_card(
     concern: Concern,
     *,
@@ -360,29 +427,50 @@ def alert_card(
     history: list[dict[str, Any]] | None = None,
     escalations: list[str] | None = None,
     now: datetime | None = None,
+    mentions: list[Mentioned] | tuple[Mentioned, ...] = (),
+    refresh_ids: list[str] | tuple[str, ...] = (),
+    viewer_line: str = "",
+    can_act: bool = True,
 ) -> dict[str, Any]:
     """The structured alert for the DSL team or case manager.
 
     status: {"state": "raised"|"acknowledged"|..., "by": name, "at": iso}
     history: later actions on the card, oldest first (same shape as status).
+    mentions: people @mentioned in the band (Teams notifies them).
+    refresh_ids: Teams user ids whose client asks for their own view (Universal Actions).
+    viewer_line: the line for one person's own view ("You have this").
+    can_act: False for a view without buttons (someone who may not act on it).
     """
     parts = word_parts(concern.words or "")
-    shown_words = parts[0]
-    flags = [f for f in FLAGS if f in concern.flags]
     status = status or {"state": "raised"}
     done_states = [h["state"] for h in (history or [])] + [status["state"]]
+    closed = "closed" in done_states
+    urgent = concern.priority == "urgent"
+    red = [FLAG_WORDS[f] for f in FLAGS if f in concern.flags and f in RED_FLAGS]
+    other = [
+        FLAG_WORDS[f]
+        for f in FLAGS
+        if f in concern.flags and f in FLAG_WORDS and f not in RED_FLAGS
+    ]
+    facts = _alert_fields(concern)
+    if other:
+        facts.insert(_after_child(facts), ("Also", "; ".join(other)))
+    mentioned = [Mentioned(m.id, _mention_name(m.name)) for m in mentions]
     text = _ENV.get_template("alert.json.j2").render(
         concern=concern,
-        flags=flags,
-        red_flags=RED_FLAGS,
-        style=PRIORITY_STYLE[concern.priority],
-        recipient=recipient,
-        reporter_name=_mention_name(concern.reporter.name),
-        mention_text=f"<at>{_mention_name(concern.reporter.name)}</at>",
-        words=shown_words,
+        summary=alert_fallback_text(concern),
+        title=alert_title(concern),
+        band_label=_band_label(concern, closed, recipient),
+        band_style="default" if closed else ("attention" if urgent or red else "emphasis"),
+        red_flags=[] if closed else red,
+        mentions=[] if closed else mentioned,
+        mention_line="For " + ", ".join(m.tag for m in mentioned),
+        refresh=list(refresh_ids) or None,
+        viewer_line=viewer_line,
+        words=parts[0],
         truncated=len(parts) > 1,
         parts=len(parts),
-        fields=_alert_fields(concern),
+        facts=facts,
         body_map=_body_map(concern),
         status_lines=[
             STATUS_TEXT[h["state"]].format(by=h["by"], at=_hhmm(h["at"]))
@@ -392,13 +480,33 @@ def alert_card(
         notes=[h for h in (history or []) if h["state"] == "note"],
         escalations=escalations or [],
         acknowledged="acknowledged" in done_states,
-        closed="closed" in done_states,
+        actions=can_act and not closed,
+        decide_heading=DECIDE_HEADING.get(concern.routing.route, DECIDE_CASE_MANAGER),
         hhmm=_hhmm,
         overdue={
             d.id for d in concern.deadlines if now and datetime.fromisoformat(d.due_at) <= now
         },
     )
     return json.loads(text)
+
+
+def _band_label(concern: Concern, closed: bool, recipient: str) -> str:
+    if closed:
+        return "CLOSED - safeguarding concern"
+    lead = "URGENT - safeguarding alert" if concern.priority == "urgent" else "Safeguarding alert"
+    if concern.routing.route == "dsl_team" or not recipient:
+        return lead
+    return f"{lead} for {recipient}"  # an allegation: who may see it ("... only")
+
+
+def _after_child(facts: list[tuple[str, str]]) -> int:
+    """Where the facts about the child end (the 'Also' line belongs with them)."""
+    about_child = {"Child", "Year / class", "Age"}
+    index = 0
+    for i, (label, _) in enumerate(facts):
+        if label in about_child:
+            index = i + 1
+    return index
 
 
 def word_parts(words: str) -> list[str]:
@@ -438,9 +546,10 @@ def _body_map(concern: Concern) -> list[tuple[str, str]]:
 
 
 def alert_fallback_text(concern: Concern) -> str:
-    """The notification line: type and priority only - never names or words."""
-    flags = f" [{', '.join(concern.flags)}]" if concern.flags else ""
-    return f"Safeguarding alert: {concern.title}{flags}"
+    """The notification and chat-list line: kind and priority only - never names or words
+    (it shows on lock screens)."""
+    lead = "URGENT safeguarding alert" if concern.priority == "urgent" else "Safeguarding alert"
+    return f"{lead}: {concern_kind(concern)}"
 
 
 def card_bytes(activity_or_card: dict[str, Any]) -> int:
