@@ -178,11 +178,17 @@ class Contact:
         return f"tel:{plus}{digits}"
 
 
+# When a routine (not urgent) alert's channel post @mentions the DSL team. A channel post
+# notifies only people who follow the channel or are mentioned; urgent alerts always mention.
+MENTION_ROUTINE = ("always", "school_hours", "never")
+
+
 @dataclass(frozen=True)
 class DslChannel:
     team_id: str
     channel_id: str
     name: str
+    mention_routine: str = "always"
 
 
 @dataclass(frozen=True)
@@ -462,7 +468,7 @@ _SECTIONS: dict[str, frozenset[str]] = {
             "case_managers",
         }
     ),
-    "dsl_channel": frozenset({"team_id", "channel_id", "name"}),
+    "dsl_channel": frozenset({"team_id", "channel_id", "name", "mention_routine"}),
     "staff": frozenset({"aad_object_ids", "email_domains"}),
     "escalation": frozenset(
         {
@@ -568,6 +574,15 @@ def _kind(value: Any) -> str:
 
 def _norm(text: str) -> str:
     return " ".join(re.sub(r"[^a-z0-9' ]+", " ", text.lower().replace("-", " ")).split())
+
+
+def _mention_routine(ck: _Checker, src: _Src | None) -> str:
+    if src is None or src.value is None:
+        return "always"
+    value = ck.text(src)
+    if value is not None and value not in MENTION_ROUTINE:
+        ck.bad(src, f"must be one of {', '.join(MENTION_ROUTINE)}, got {value!r}")
+    return value if value in MENTION_ROUTINE else "always"
 
 
 class _Checker:
@@ -998,6 +1013,7 @@ def _build_school(
         team_id=ck.text(sec("dsl_channel", "team_id")) or "",
         channel_id=ck.text(sec("dsl_channel", "channel_id")) or "",
         name=ck.text(sec("dsl_channel", "name")) or "",
+        mention_routine=_mention_routine(ck, sections["dsl_channel"].get("mention_routine")),
     )
 
     staff_ids, email_domains = _staff(ck, sections["staff"])

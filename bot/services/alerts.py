@@ -47,7 +47,14 @@ from bot.store import (
     StoredConcern,
     TimerSpec,
 )
-from bot.teams.cards import alert_card, alert_fallback_text, word_parts, words_card
+from bot.teams.cards import (
+    Mentioned,
+    alert_card,
+    alert_fallback_text,
+    card_summary,
+    word_parts,
+    words_card,
+)
 from dialogs.replies import Event
 from dialogs.session import recipient
 from flows.calendar import working_days_for
@@ -104,7 +111,7 @@ class Messenger(Protocol):
 def card_activity(card: dict[str, Any], summary: str) -> Activity:
     return Activity(
         type=ActivityTypes.message,
-        summary=summary,
+        summary=summary or card_summary(card),  # the chat list never says "Sent a card"
         attachments=[Attachment(content_type=CARD, content=card)],
     )
 
@@ -398,7 +405,9 @@ class AlertService:
     async def _send_post_alert(self, item: OutboxItem) -> str:
         stored = await self._stored(item)
         target = item.target
-        card = await self.render(stored, resend=item.unknown_outcome)
+        card = await self.render(
+            stored, resend=item.unknown_outcome, first_post=target["route"] == "dsl_team"
+        )
         activity = card_activity(card, alert_fallback_text(stored.concern))
         service_url = await self.service_url(target)
         if target["route"] == "dsl_team":
@@ -548,7 +557,7 @@ class AlertService:
         ids = []
         for activity in activities:
             card = activity.attachments[0].content if activity.attachments else None
-            message = self.direct(user_aad_id, activity.text or "", card)
+            message = self.direct(user_aad_id, activity.text or activity.summary or "", card)
             ids.append(
                 await self.store.enqueue(
                     concern_id,
@@ -832,15 +841,82 @@ class AlertService:
                 return person.name
         return "unknown"
 
-    async def render(self, stored: StoredConcern, *, resend: bool = False) -> dict[str, Any]:
+    async def render(
+        self,
+        stored: StoredConcern,
+        *,
+        resend: bool = False,
+        first_post: bool = False,
+        viewer: str | None = None,
+    ) -> dict[str, Any]:
         """The card as it stands now: status, history of actions, notes. `resend`: this copy
-        was sent again after an attempt whose outcome is unknown - it says so."""
-        card = await self._render(stored)
+        was sent again after an attempt whose outcome is unknown - it says so. `first_post`:
+        the post that must notify the DSL team (@mentions). `viewer`: one person's own view
+        (Universal Actions refresh): who has it, and buttons only for those who may act."""
+        card = await self._render(stored, first_post=first_post, viewer=viewer)
         if resend:
             card["body"].insert(0, dict(RESEND_NOTICE))
         return card
 
-    async def _render(self, stored: StoredConcern) -> dict[str, Any]:
+    def _mentions(self, concern: Concern) -> list[Mentioned]:
+        """Whom the first post of a DSL-channel alert @mentions: a channel post notifies only
+        people who follow the channel or are mentioned. Urgent: always; routine: as the
+        profile says (dsl_channel.mention_routine)."""
+        if concern.routing.route != "dsl_team":
+            return []  # an allegation goes 1:1 to its case managers: a direct message notifies
+        school = self.school_of(concern)
+        when = school.dsl_channel.mention_routine
+        quiet = when == "never" or (
+            when == "school_hours" and not school.in_school_hours(self.clock())
+        )
+        if concern.priority != "urgent" and quiet:
+            return []
+        return [Mentioned(p.aad_object_id, p.name) for p in school.dsl_team()]
+
+    def _refresh_ids(self, concern: Concern) -> list[str]:
+        """Teams user ids (MRIs) whose client asks for its own view of the card: the people
+        who may act on it (Teams allows 60)."""
+        school = self.school_of(concern)
+        if concern.routing.route == "dsl_team":
+            leads = self.schools.organisation_of(school.id).trust_safeguarding_leads
+            people = [*school.dsl_team(), *leads]
+        else:
+            people = list(recipients(school, concern))
+        return [f"8:orgid:{p.aad_object_id}" for p in people if p.aad_object_id][:60]
+
+    def _viewer_line(self, stored: StoredConcern, viewer: str | None) -> str:
+        if viewer is None or stored.status == "closed":
+            return ""
+        if not self.may_act(stored, viewer):
+            who = (
+                "the DSL team" if stored.concern.routing.route == "dsl_team" else "its case manager"
+            )
+            return f"Only {who} can act on this alert."
+        if not stored.acknowledged_by:
+            return "Nobody has picked this up yet: press Acknowledge if you are taking it."
+        school = self.school_of(stored.concern)
+        at = _hhmm(stored.acknowledged_at, school) if stored.acknowledged_at else ""
+        if stored.acknowledged_by == self._name(viewer, school):
+            return f"You have this (picked up at {at})." if at else "You have this."
+        return f"{stored.acknowledged_by} has this."
+
+    async def view(
+        self, concern_id: str, viewer: str | None, activity_id: str | None
+    ) -> dict[str, Any] | None:
+        """One person's own view of an alert (the card's refresh): None when they may not see
+        it - neither someone who may act, nor looking at a copy the bot posted."""
+        stored = await self.store.get_concern(concern_id)
+        if stored is None:
+            return None
+        if not self.may_act(stored, viewer):
+            posts = await self.store.alert_posts(concern_id)
+            if not activity_id or activity_id not in {p.activity_id for p in posts}:
+                return None
+        return await self.render(stored, viewer=viewer or "")
+
+    async def _render(
+        self, stored: StoredConcern, *, first_post: bool = False, viewer: str | None = None
+    ) -> dict[str, Any]:
         entries = await self.store.audit_entries(stored.id)
         school = self.school_of(stored.concern)
         history = [
@@ -872,6 +948,10 @@ class AlertService:
             history=history + notes,
             escalations=escalations,
             now=self.clock(),
+            mentions=self._mentions(stored.concern) if first_post else (),
+            refresh_ids=self._refresh_ids(stored.concern),
+            viewer_line=self._viewer_line(stored, viewer),
+            can_act=viewer is None or self.may_act(stored, viewer),
         )
 
 

@@ -127,6 +127,49 @@ def _reply_body(reply: Reply) -> list[dict[str, Any]]:
     return body
 
 
+SUMMARY_CHARS = 100
+
+
+def _first_line(text: str) -> str:
+    line = next((part.strip() for part in text.split("\n") if part.strip()), "")
+    return line if len(line) <= SUMMARY_CHARS else line[: SUMMARY_CHARS - 1].rstrip() + "…"
+
+
+def reply_summary(replies: list[Reply]) -> str:
+    """The chat-list and notification line for replies sent as one message: what waits for
+    the person (the last reply's title, else its first line), never an answer they typed."""
+    last = replies[-1]
+    return _first_line(last.title or last.text) or "Safeguarding"
+
+
+def card_summary(card: dict[str, Any]) -> str:
+    """The chat-list line for any card (Teams shows "Sent a card" without one): its first
+    heading (a TextBlock - typed words are always TextRuns), else its fallback text's first
+    line. An alert's first heading is its band ("URGENT - safeguarding alert"): no names."""
+    if card.get("body") and all(_is_answers(i) for i in card["body"]):
+        return ANSWERED_SUMMARY  # an answered question: never echo what was typed
+    for item in _walk_items(card.get("body") or []):
+        if item.get("type") == "TextBlock" and str(item.get("text") or "").strip():
+            return _first_line(item["text"])
+    return _first_line(str(card.get("fallbackText") or "")) or "Safeguarding"
+
+
+ANSWERED_SUMMARY = "Answered - saved"
+
+
+def _is_answers(item: dict[str, Any]) -> bool:
+    return item.get("type") == "Container" and all(
+        i.get("type") == "RichTextBlock" for i in item.get("items") or []
+    )
+
+
+def _walk_items(items: list[dict[str, Any]]) -> Any:
+    for item in items:
+        yield item
+        for key in ("items", "columns"):
+            yield from _walk_items(item.get(key) or [])
+
+
 def message_card(
     replies: list[Reply], answered: list[tuple[str, str]] | None = None
 ) -> dict[str, Any]:

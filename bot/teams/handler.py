@@ -20,7 +20,14 @@ from bot.services.reports import MY_REPORTS, OPEN_CONCERNS, ReportsView, report_
 from bot.services.timekeeper import Timekeeper
 from bot.services.timing import MID_REPORT
 from bot.store import CARDS_LANE, DuplicateActivity, SqliteStore
-from bot.teams.cards import answered_card, is_live, message_card, reply_card
+from bot.teams.cards import (
+    answered_card,
+    card_summary,
+    is_live,
+    message_card,
+    reply_card,
+    reply_summary,
+)
 from bot.teams.private import MOVED_TO_CHAT, NO_PRIVATE_CHAT, send_privately, team_command
 from bot.teams.schools import PART as SCHOOL_PART
 from bot.teams.schools import SchoolResolver, Turn
@@ -245,9 +252,11 @@ class SafeguardingBot(TeamsActivityHandler):
         waits = bool(result.replies) and is_live(result.replies[-1])
         live = {"id": ids[-1], "lines": []} if waits else {}
         if old.get("id") and live:
+            answered = answered_card(old["lines"])
             closed = Activity(
                 type=ActivityTypes.message,
-                attachments=[Attachment(content_type=CARD, content=answered_card(old["lines"]))],
+                summary=card_summary(answered),
+                attachments=[Attachment(content_type=CARD, content=answered)],
             )
             try:
                 await self.alerts.messenger.update_activity(reference, old["id"], closed)
@@ -439,7 +448,8 @@ class SafeguardingBot(TeamsActivityHandler):
         still_open: dict[str, Any] = {}
         if open_card.get("id") and pressed == open_card["id"] and groups:
             first = groups.pop(0)
-            if await self._replace(turn_context, pressed, message_card(first, lines)):
+            card = message_card(first, lines)
+            if await self._replace(turn_context, pressed, card, reply_summary(first)):
                 if is_live(first[-1]):
                     still_open = {"id": pressed, "lines": lines}
             else:
@@ -462,10 +472,13 @@ class SafeguardingBot(TeamsActivityHandler):
                 # first: the answers are saved and sent; only which card is live is stale.
                 logger.info("open card not recorded: state changed (activity_id=%s)", activity.id)
 
-    async def _replace(self, turn_context: TurnContext, activity_id: str, card: dict) -> bool:
+    async def _replace(
+        self, turn_context: TurnContext, activity_id: str, card: dict, summary: str = ""
+    ) -> bool:
         updated = Activity(
             id=activity_id,
             type=ActivityTypes.message,
+            summary=summary or card_summary(card),
             attachments=[Attachment(content_type=CARD, content=card)],
         )
         try:
@@ -481,18 +494,28 @@ class SafeguardingBot(TeamsActivityHandler):
         if turn_context.activity.name == "adaptiveCard/action":
             data = turn_context.activity.value or {}
             action = data.get("action") or {}
+            concern_id = str((action.get("data") or {}).get("concern_id", ""))
+            actor = turn_context.activity.from_property.aad_object_id
+            if action.get("verb") == "refresh":
+                # Each person's own view (Universal Actions): who has it, their buttons.
+                card = await self.alerts.view(concern_id, actor, turn_context.activity.reply_to_id)
+                if card is None:
+                    return _invoke_message("That alert is not known.")
+                return _invoke_card(card)
             with self.store.immediate():  # acting reads back what it wrote (the card)
                 result = await self.alerts.act(
-                    str((action.get("data") or {}).get("concern_id", "")),
+                    concern_id,
                     action.get("verb") or "",
-                    turn_context.activity.from_property.aad_object_id,
+                    actor,
                     (action.get("data") or {}).get("note"),
                     seen_as=_card_seen_as(turn_context.activity),
                 )
-            if not result.allowed or result.card is None:
+            if not result.allowed or result.card is None or result.concern is None:
                 # Shown only to the person who pressed; the card stays as it is for everyone.
                 return _invoke_message(result.message)
-            return _invoke_card(result.card)
+            # The presser sees their own view at once; everyone else's refreshes from the
+            # shared card the outbox updates.
+            return _invoke_card(await self.alerts.render(result.concern, viewer=actor))
         return await super().on_invoke_activity(turn_context)
 
     async def _card_action_by_submit(self, turn_context: TurnContext, value: dict) -> None:
@@ -512,6 +535,7 @@ class SafeguardingBot(TeamsActivityHandler):
             updated = Activity(
                 id=turn_context.activity.reply_to_id,
                 type=ActivityTypes.message,
+                summary=card_summary(result.card),
                 attachments=[Attachment(content_type=CARD, content=result.card)],
             )
             await turn_context.update_activity(updated)
@@ -570,6 +594,7 @@ def _group_activity(group: list[Reply]) -> Activity:
         card = message_card(group)
     return Activity(
         type=ActivityTypes.message,
+        summary=reply_summary(group),  # the chat list and notification line, not "Sent a card"
         attachments=[Attachment(content_type=CARD, content=card)],
     )
 
