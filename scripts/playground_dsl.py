@@ -43,8 +43,24 @@ def pick_user(config: dict[str, Any], name: str | None) -> dict[str, Any]:
 
 
 def buttons(card: dict[str, Any]) -> list[dict[str, Any]]:
-    """The card's Action.Execute buttons (the alert's Universal Actions)."""
-    return [a for a in card.get("actions") or [] if a.get("type") == "Action.Execute"]
+    """The card's Action.Execute buttons (the alert's Universal Actions), wherever they sit:
+    the alert stacks them in ActionSets in its body so a phone shows each title whole."""
+    found: list[dict[str, Any]] = []
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            if node.get("type") == "Action.Execute":
+                found.append(node)
+                return
+            for key, value in node.items():
+                if key != "refresh":
+                    walk(value)
+        elif isinstance(node, list):
+            for item in node:
+                walk(item)
+
+    walk(card)
+    return found
 
 
 def alert_in(event: dict[str, Any], channel_id: str) -> tuple[str, str, dict] | None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import json
+import re
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -217,7 +219,7 @@ class RunningBot:
             root, activity = next(iter(conversation.activities.items()))
             card = activity["attachments"][0]["content"]
             if about is None or about in str(card):
-                concern_id = card["actions"][0]["data"]["concern_id"]
+                concern_id = concern_id_of(card)
                 return await self.post(
                     self.press(
                         verb,
@@ -285,6 +287,32 @@ class RunningBot:
                 return
             await asyncio.sleep(0.02)
         raise AssertionError("outbox did not settle")
+
+
+def concern_id_of(card: dict[str, Any]) -> str:
+    """The concern an alert card is about (every button carries it)."""
+    [found] = set(re.findall(r'"concern_id": "([^"]+)"', json.dumps(card)))
+    return found
+
+
+def card_buttons(card: dict[str, Any]) -> list[str]:
+    """The titles of every button a card shows (its action bar and its ActionSets)."""
+    titles = []
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            if str(node.get("type", "")).startswith("Action.") and node.get("title"):
+                titles.append(node["title"])
+                if node["type"] != "Action.ShowCard":
+                    return  # not its fallback
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk({k: v for k, v in card.items() if k != "refresh"})
+    return titles
 
 
 async def until(condition, timeout: float = 5.0) -> None:

@@ -15,7 +15,18 @@ import pytest
 
 import tests.e2e
 from tests.cardcheck import assert_valid_cards, card_texts
-from tests.e2e import CARD, CHANNEL, DEPUTY, DSL, OUTSIDER, REPORTER, SCHOOL, Clock, RunningBot
+from tests.e2e import (
+    CARD,
+    CHANNEL,
+    DEPUTY,
+    DSL,
+    OUTSIDER,
+    REPORTER,
+    SCHOOL,
+    Clock,
+    RunningBot,
+    card_buttons,
+)
 from tests.fakeconnector import FakeConnector
 from tests.test_e2e import CHILD, WALKS, WORDS, alert_card, report
 
@@ -106,7 +117,7 @@ async def refresh(bot: RunningBot, user: Any, *, reply_to: str | None = None) ->
 def viewed(body: dict[str, Any]) -> tuple[list[str], list[str]]:
     assert body["type"] == CARD, body
     card = body["value"]
-    return card_texts(card), [a.get("title") for a in card.get("actions", [])]
+    return card_texts(card), card_buttons(card)
 
 
 async def test_each_person_sees_their_own_view_through_refresh(bot: RunningBot) -> None:
@@ -152,7 +163,7 @@ async def test_a_closed_concern_loses_its_red_header_and_its_buttons(bot: Runnin
     closed = root["attachments"][0]["content"]
     assert closed["body"][0]["style"] == "default"
     assert card_texts(closed["body"][0])[0].startswith("CLOSED")
-    assert "actions" not in closed and "attention" not in str(closed["body"][0])
+    assert card_buttons(closed) == [] and "attention" not in str(closed["body"][0])
     texts, buttons = viewed((await refresh(bot, DSL))[1])
     assert buttons == [] and not any("has this" in t for t in texts)
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from tests.e2e import CHANNEL, DSL, Clock, RunningBot
+from tests.e2e import CHANNEL, DSL, Clock, RunningBot, concern_id_of
 from tests.fakeconnector import FakeConnector
 from tests.test_e2e import WALKS
 from tests.test_restart import free_port, kill, start_server, wait_for
@@ -63,7 +63,7 @@ async def test_killed_after_teams_took_the_alert_the_resent_card_says_so_and_bot
             # The DSL acknowledges on the first card, which the store never recorded.
             root = next(iter(first.activities))
             card = first.activities[root]["attachments"][0]["content"]
-            concern_id = card["actions"][0]["data"]["concern_id"]
+            concern_id = concern_id_of(card)
             status, _ = await client.post(
                 client.press("acknowledge", concern_id, user=DSL, thread=first.id, reply_to=root)
             )

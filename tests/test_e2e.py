@@ -22,6 +22,7 @@ from tests.e2e import (
     Clock,
     RunningBot,
     User,
+    concern_id_of,
     until,
 )
 from tests.fakeconnector import FakeConnector
@@ -196,7 +197,7 @@ async def test_allegations_never_reach_the_dsl_channel(bot: RunningBot, role, pe
 async def test_only_the_dsl_team_can_act_and_the_first_acknowledgement_wins(bot: RunningBot):
     await report(bot, "disclosure", WALKS["disclosure"])
     [post] = bot.channel_posts()
-    concern_id = alert_card(post)["actions"][0]["data"]["concern_id"]
+    concern_id = concern_id_of(alert_card(post))
     status, body = await bot.press_on_alert("acknowledge", user=OUTSIDER)
     assert status == 200
     assert body["type"] == "application/vnd.microsoft.activity.message"

@@ -6,7 +6,18 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from tests.cardcheck import assert_valid_cards, card_texts
-from tests.e2e import ALERT_UPDATES, CHANNEL, DEPUTY, DSL, HEAD, REPORTER, SCHOOL, Clock, RunningBot
+from tests.e2e import (
+    ALERT_UPDATES,
+    CHANNEL,
+    DEPUTY,
+    DSL,
+    HEAD,
+    REPORTER,
+    SCHOOL,
+    Clock,
+    RunningBot,
+    concern_id_of,
+)
 from tests.fakeconnector import FakeConnector
 from tests.test_e2e import WALKS, alert_card, report, text_runs
 
@@ -76,7 +87,7 @@ async def test_when_nobody_acts_the_full_chain_fires_in_order(bot):
 
 
 def _concern_id(bot: RunningBot) -> str:
-    return alert_card(bot.channel_posts()[0])["actions"][0]["data"]["concern_id"]
+    return concern_id_of(alert_card(bot.channel_posts()[0]))
 
 
 async def test_allegation_lado_deadline_reminds_the_headteacher_unless_the_lado_was_told(bot):

@@ -424,6 +424,14 @@ DECIDE_HEADING = {
     "lado": "What must happen now",
 }
 DECIDE_CASE_MANAGER = "What the case manager must do"
+# The buttons that record what was done (verb, title), after Acknowledge.
+DECISIONS = {
+    "dsl_team": [
+        ("referred_social_care", "Referred to social care"),
+        ("referred_police", "Referred to police"),
+    ],
+}
+DECISIONS_CASE_MANAGER = [("referred_lado", "LADO informed")]
 
 
 # The staff member's own first message: labelled so nobody takes it for the child's words.
@@ -524,6 +532,7 @@ def alert_card(
         escalations=escalations or [],
         acknowledged="acknowledged" in done_states,
         actions=can_act and not closed,
+        decisions=DECISIONS.get(concern.routing.route, DECISIONS_CASE_MANAGER),
         decide_heading=DECIDE_HEADING.get(concern.routing.route, DECIDE_CASE_MANAGER),
         hhmm=_hhmm,
         overdue={

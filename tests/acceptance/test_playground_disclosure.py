@@ -295,7 +295,7 @@ async def test_disclosure_reaches_the_dsl_channel_and_the_acknowledgement_the_re
 
     acknowledge = next(
         a
-        for a in alert.card["actions"]
+        for a in _actions(alert.card)
         if a.get("type") == "Action.Execute" and a.get("verb") == "acknowledge"
     )
     concern_id = acknowledge["data"]["concern_id"]
