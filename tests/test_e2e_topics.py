@@ -77,7 +77,9 @@ async def test_forced_marriage_leaving_soon_over_http(bot: RunningBot) -> None:
     assert band[0].startswith("URGENT") and sum("URGENT" in t for t in texts) == 1
     assert "• A child may be in immediate danger: 999" in band
     assert "• The police are needed now" in band
-    assert field_after(texts, "Also") == "Looked after (in care) or previously looked after"
+    assert field_after(texts, "About the child") == (
+        "Looked after (in care) or previously looked after"
+    )
     assert field_after(texts, "Kind of concern") == (
         "Forced marriage or so-called 'honour'-based abuse"
     )

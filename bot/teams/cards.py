@@ -412,6 +412,9 @@ RED_FLAGS = frozenset(
         "SUICIDE-RISK",
     }
 )
+# What the DSL must know about the child (a key fact, not an alarm), and the rest.
+CHILD_FLAGS = frozenset({"LOOKED-AFTER", "SOCIAL-WORKER", "SEND"})
+OTHER_FLAGS = frozenset(FLAG_WORDS) - RED_FLAGS - CHILD_FLAGS
 STATUS_TEXT = {
     "acknowledged": "Picked up by {by} at {at}",
     "referred_social_care": "Referred to children's social care by {by} at {at}",
@@ -498,14 +501,11 @@ def alert_card(
     closed = "closed" in done_states
     urgent = concern.priority == "urgent"
     red = [FLAG_WORDS[f] for f in FLAGS if f in concern.flags and f in RED_FLAGS]
-    other = [
-        FLAG_WORDS[f]
-        for f in FLAGS
-        if f in concern.flags and f in FLAG_WORDS and f not in RED_FLAGS
-    ]
     facts = _alert_fields(concern)
-    if other:
-        facts.insert(_after_child(facts), ("Also", "; ".join(other)))
+    for label, group in (("About the child", CHILD_FLAGS), ("Also", OTHER_FLAGS)):
+        words = [FLAG_WORDS[f] for f in FLAGS if f in concern.flags and f in group]
+        if words:
+            facts.insert(_after_child(facts), (label, "; ".join(words)))
     mentioned = [Mentioned(m.id, _mention_name(m.name)) for m in mentions]
     text = _ENV.get_template("alert.json.j2").render(
         concern=concern,
@@ -552,8 +552,8 @@ def _band_label(concern: Concern, closed: bool, recipient: str) -> str:
 
 
 def _after_child(facts: list[tuple[str, str]]) -> int:
-    """Where the facts about the child end (the 'Also' line belongs with them)."""
-    about_child = {"Child", "Year / class", "Age"}
+    """Where the facts about the child end (what the flags say belongs with them)."""
+    about_child = {"Child", "Year / class", "Age", "About the child"}
     index = 0
     for i, (label, _) in enumerate(facts):
         if label in about_child:
