@@ -103,13 +103,17 @@ async def test_a_routine_alert_mentions_the_team_as_the_profile_says(
         await connector.close()
 
 
-async def refresh(bot: RunningBot, user: Any, *, reply_to: str | None = None) -> tuple[int, Any]:
+async def refresh(
+    bot: RunningBot, user: Any, *, reply_to: str | None = None, thread: str | None = None
+) -> tuple[int, Any]:
     """What Teams sends when a card with `refresh` is shown to `user` (trigger automatic)."""
     [conversation] = [c for c in bot.connector.conversations.values() if c.channel_id == CHANNEL]
     root, activity = next(iter(conversation.activities.items()))
     card = activity["attachments"][0]["content"]
     action = card["refresh"]["action"]
-    press = bot.press("refresh", "", user=user, thread=conversation.id, reply_to=reply_to or root)
+    press = bot.press(
+        "refresh", "", user=user, thread=thread or conversation.id, reply_to=reply_to or root
+    )
     press["value"] = {"action": action, "trigger": "automatic"}
     return await bot.post(press)
 
@@ -144,9 +148,10 @@ async def test_each_person_sees_their_own_view_through_refresh(bot: RunningBot) 
     texts, buttons = viewed((await refresh(bot, OUTSIDER))[1])
     assert "Only the DSL team can act on this alert." in texts and buttons == []
     # ...and a refresh for a card the bot never posted shows nothing of the concern.
-    status, body = await refresh(bot, OUTSIDER, reply_to="not-a-post")
-    assert body["type"] == "application/vnd.microsoft.activity.message"
-    assert CHILD not in str(body)
+    for forged in ({"reply_to": "not-a-post"}, {"thread": "a:personal-outsider"}):
+        status, body = await refresh(bot, OUTSIDER, **forged)
+        assert body["type"] == "application/vnd.microsoft.activity.message", forged
+        assert CHILD not in str(body)
     await bot.settle()
     # The shared card (what everyone else's client refreshes from) names no viewer.
     shared = bot.connector.requests_to(r"/activities/", "PUT")[-1].json

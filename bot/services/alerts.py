@@ -901,16 +901,26 @@ class AlertService:
         return f"{stored.acknowledged_by} has this."
 
     async def view(
-        self, concern_id: str, viewer: str | None, activity_id: str | None
+        self,
+        concern_id: str,
+        viewer: str | None,
+        activity_id: str | None,
+        conversation_id: str | None = None,
     ) -> dict[str, Any] | None:
         """One person's own view of an alert (the card's refresh): None when they may not see
-        it - neither someone who may act, nor looking at a copy the bot posted."""
+        it - neither someone who may act, nor looking at a copy the bot posted (that
+        message, in that conversation)."""
         stored = await self.store.get_concern(concern_id)
         if stored is None:
             return None
         if not self.may_act(stored, viewer):
             posts = await self.store.alert_posts(concern_id)
-            if not activity_id or activity_id not in {p.activity_id for p in posts}:
+            if not any(
+                p.activity_id == activity_id
+                and _thread(p.reference.conversation.id) == _thread(conversation_id)
+                for p in posts
+                if activity_id and p.reference.conversation
+            ):
                 return None
         return await self.render(stored, viewer=viewer or "")
 
@@ -953,6 +963,11 @@ class AlertService:
             viewer_line=self._viewer_line(stored, viewer),
             can_act=viewer is None or self.may_act(stored, viewer),
         )
+
+
+def _thread(conversation_id: str | None) -> str:
+    """A channel's id without the thread part ('19:x@thread.tacv2;messageid=1' -> '19:x...')."""
+    return (conversation_id or "").split(";", 1)[0]
 
 
 def _late_answer(item: OutboxItem) -> Callable[[asyncio.Future], None]:

@@ -498,7 +498,13 @@ class SafeguardingBot(TeamsActivityHandler):
             actor = turn_context.activity.from_property.aad_object_id
             if action.get("verb") == "refresh":
                 # Each person's own view (Universal Actions): who has it, their buttons.
-                card = await self.alerts.view(concern_id, actor, turn_context.activity.reply_to_id)
+                activity = turn_context.activity
+                card = await self.alerts.view(
+                    concern_id,
+                    actor,
+                    activity.reply_to_id,
+                    activity.conversation.id if activity.conversation else None,
+                )
                 if card is None:
                     return _invoke_message("That alert is not known.")
                 return _invoke_card(card)
