@@ -17,7 +17,7 @@ from bot.teams.schools import MAX_BUTTONS, Resolution, SchoolResolver
 from flows.directory import SchoolDirectory
 from flows.profile import Person, load_organisation
 from tests.cardcheck import assert_valid_cards
-from tests.e2e import CARD, ROOT, Clock, RunningBot, User
+from tests.e2e import CARD, ROOT, Clock, RunningBot, User, concern_id_of
 from tests.fakeconnector import FakeConnector
 from tests.test_e2e import WALKS, report
 from tests.test_team_commands import in_channel, said_in_channel
@@ -65,7 +65,7 @@ def channel_alerts(bot: RunningBot, channel_id: str) -> list[dict]:
 
 def concern_ids(bot: RunningBot, channel_id: str) -> list[str]:
     return [
-        post["activity"]["attachments"][0]["content"]["actions"][0]["data"]["concern_id"]
+        concern_id_of(post["activity"]["attachments"][0]["content"])
         for post in channel_alerts(bot, channel_id)
     ]
 
