@@ -131,7 +131,7 @@ async def test_each_person_sees_their_own_view_through_refresh(bot: RunningBot) 
 
     status, body = await refresh(bot, DSL)
     texts, buttons = viewed(body)
-    assert status == 200 and any(t.startswith("Nobody has picked this up yet") for t in texts)
+    assert status == 200 and any(t.startswith("Nobody has this yet") for t in texts)
     assert "Acknowledge - I'm taking this" in buttons
 
     status, body = await bot.press_on_alert("acknowledge", user=DSL)

@@ -893,7 +893,7 @@ class AlertService:
             )
             return f"Only {who} can act on this alert."
         if not stored.acknowledged_by:
-            return "Nobody has picked this up yet: press Acknowledge if you are taking it."
+            return "Nobody has this yet: press 'Acknowledge - I'm taking this' if it is you."
         school = self.school_of(stored.concern)
         at = _hhmm(stored.acknowledged_at, school) if stored.acknowledged_at else ""
         if stored.acknowledged_by == self._name(viewer, school):
