@@ -16,6 +16,8 @@ from aiohttp import web
 from bot.app import create_app
 from bot.clock import FileClock, utc_now
 from bot.metrics import Metrics, watch_store
+from bot.records.requests import RecordRequests
+from bot.records.service import RecordsService
 from bot.services.alerts import SEND_TIMEOUT_SECONDS, AlertService, phone_now
 from bot.services.timekeeper import Timekeeper
 from bot.services.worker import LoopThread, Wakeup
@@ -85,7 +87,12 @@ def build_server(
     )
     timekeeper = Timekeeper(store, alerts, clock=clock)
     bot = SafeguardingBot(
-        school=schools, store=store, alerts=alerts, clock=clock, timekeeper=timekeeper
+        school=schools,
+        store=store,
+        alerts=alerts,
+        clock=clock,
+        timekeeper=timekeeper,
+        records=RecordRequests(RecordsService(schools, store, clock)),
     )
     # One tenant guard: every tenant the profiles name (plus any the settings add).
     tenants = set(settings.allowed_tenant_ids) | schools.tenant_ids()

@@ -84,6 +84,8 @@ class FakeConnector:
         self._holds: list[tuple[re.Pattern[str], asyncio.Event]] = []
         self.held: list[str] = []  # paths of requests that arrived while held
         self.held_from: list[int] = []  # ... and the client port each came from
+        # Files the bot uploaded (a file consent's upload URL, see upload_url): (name, bytes).
+        self.uploads: list[tuple[str, bytes]] = []
         self._answer_holds: list[_Hold] = []
         self._ids = itertools.count(1_700_000_000_001)
         self._server: TestServer | None = None
@@ -126,6 +128,10 @@ class FakeConnector:
         if self._server is None:
             raise RuntimeError("FakeConnector is not started")
         return str(self._server.make_url("/"))
+
+    def upload_url(self, name: str) -> str:
+        """Stands in for the OneDrive upload URL Teams gives when someone accepts a file."""
+        return f"{self.url}upload/{name}"
 
     # -- scripting and inspection --------------------------------------------------------
 
@@ -221,6 +227,7 @@ class FakeConnector:
         app.router.add_get("/v3/teams/{team_id}/conversations", self._team_channels)
         app.router.add_post("/{tenant}/oauth2/v2.0/token", self._token)
         app.router.add_get("/msi/token", self._managed_identity_token)
+        app.router.add_put("/upload/{name}", self._upload)
         app.router.add_route("*", "/{tail:.*}", self._anything_else)
         return app
 
@@ -434,6 +441,15 @@ class FakeConnector:
         if channels is None:
             return _error(403, "BotNotInConversationRoster", "The bot is not part of the roster.")
         return web.json_response({"conversations": channels})
+
+    async def _upload(self, request: web.Request) -> web.Response:
+        data = await request.read()
+        if request.headers.get("Content-Range") != f"bytes 0-{len(data) - 1}/{len(data)}":
+            return _error(400, "BadRange", "Content-Range must cover the whole file")
+        self.uploads.append((request.match_info["name"], data))
+        return web.json_response(
+            {"id": f"item-{len(self.uploads)}", "name": request.match_info["name"]}, status=201
+        )
 
     async def _anything_else(self, request: web.Request) -> web.Response:
         # Recorded by the middleware, so a test can assert nothing like this happened.

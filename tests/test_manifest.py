@@ -136,7 +136,9 @@ def test_bot_is_personal_and_team_with_no_files_and_all_commands() -> None:
     [bot] = manifest["bots"]
     assert bot["botId"] == APP_ID
     assert set(bot["scopes"]) == {"personal", "team"}
-    assert bot["supportsFiles"] is False  # the bot must never receive files about a child
+    # Files go out only through file consent cards (the DSL's record), which Teams allows only
+    # with supportsFiles; files sent TO the bot are still never fetched (test_e2e).
+    assert bot["supportsFiles"] is True
     lists = {
         tuple(cl["scopes"]): [c["title"] for c in cl["commands"]] for cl in bot["commandLists"]
     }

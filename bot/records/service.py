@@ -20,6 +20,7 @@ from bot.records.export import records_csv, records_json
 from bot.records.pdf import PDF, record_pdf
 from bot.records.record import Record, build_record, short_reference
 from bot.store import Store, StoredConcern
+from flows.directory import SchoolDirectory
 from flows.routing import named_people, recipients
 
 logger = logging.getLogger(__name__)
@@ -58,46 +59,50 @@ class RecordFile:
 
 
 class RecordsService:
-    def __init__(self, school: Any, store: Store, clock: Callable[[], datetime]) -> None:
-        self.school = school
+    def __init__(self, schools: Any, store: Store, clock: Callable[[], datetime]) -> None:
+        # Every school served (one, or a trust's): a concern's record follows its own school.
+        self.schools = SchoolDirectory.of(schools)
         self.store = store
         self.clock = clock
 
     # -- who may have it -------------------------------------------------------------------
 
     def may_have(self, stored: StoredConcern, aad_object_id: str | None) -> bool:
-        """The DSL team for DSL concerns; for an allegation, only the case managers it went
-        to (a LADO-route allegation - conflict of interest - has no one in school)."""
-        if not aad_object_id or stored.concern.school_id != self.school.id:
-            return False
-        if stored.status == "draft":
+        """The concern's own school's DSL team (and its trust's safeguarding leads) for DSL
+        concerns; for an allegation, only the case managers it went to (a LADO-route
+        allegation - conflict of interest - has no one in school)."""
+        school = self.schools.find(stored.concern.school_id)
+        if not aad_object_id or school is None or stored.status == "draft":
             return False
         if stored.concern.routing.route == "dsl_team":
-            return self.school.is_dsl_team_member(aad_object_id)
+            return school.is_dsl_team_member(aad_object_id) or self.schools.is_trust_lead(
+                aad_object_id, school.id
+            )
         wanted = aad_object_id.strip().lower()
         if wanted in {s.lower() for s in stored.concern.subject_ids}:
             return False
-        return any(
-            p.aad_object_id.lower() == wanted for p in recipients(self.school, stored.concern)
-        )
+        return any(p.aad_object_id.lower() == wanted for p in recipients(school, stored.concern))
 
     async def find(self, reference: str, aad_object_id: str | None) -> StoredConcern | None:
         """The concern this person may have, by its full id or its short reference."""
         reference = reference.strip()
         stored = await self.store.get_concern(reference) if reference else None
-        found = (
-            [stored]
-            if stored
-            else await self.store.concerns_by_reference(self.school.id, reference)
-        )
+        found = [stored] if stored else []
+        if not found:
+            for school in self.schools.schools:
+                found += await self.store.concerns_by_reference(school.id, reference)
         allowed = [s for s in found if self.may_have(s, aad_object_id)]
         return allowed[0] if len(allowed) == 1 else None
 
+    def school_of(self, stored: StoredConcern) -> Any:
+        return self.schools.get(stored.concern.school_id)
+
     def name_of(self, aad_object_id: str | None) -> str:
         wanted = (aad_object_id or "").lower()
-        for person in named_people(self.school):
-            if person.aad_object_id.lower() == wanted:
-                return person.name
+        for school in self.schools.schools:
+            for person in named_people(school):
+                if person.aad_object_id.lower() == wanted:
+                    return person.name
         return "unknown"
 
     # -- the record ------------------------------------------------------------------------
@@ -105,7 +110,7 @@ class RecordsService:
     async def record(self, stored: StoredConcern, generated_by: str) -> Record:
         entries = getattr(self.store, "record_entries", None)  # the DSL's decisions (issue 9)
         return build_record(
-            self.school,
+            self.school_of(stored),
             stored.concern,
             status=stored.status,
             audit=await self.store.audit_entries(stored.id),

@@ -27,7 +27,8 @@ MAX_DEPTH = 24  # Teams' own activities nest about 8 deep (card submit values in
 MAX_INVOKE_NAME = 100
 
 # The invokes this bot answers; everything else gets Teams' documented error envelope.
-SUPPORTED_INVOKES = frozenset({"adaptiveCard/action"})
+# fileConsent/invoke: the DSL accepting or declining a record file (bot/teams/files.py).
+SUPPORTED_INVOKES = frozenset({"adaptiveCard/action", "fileConsent/invoke"})
 
 # Header fields that let a token name its own key: never trusted (RFC 8725, section 3.10).
 _KEY_POINTERS = ("jku", "x5u", "jwk", "x5c")
@@ -120,6 +121,9 @@ def _check_invoke(body: dict[str, Any]) -> None:
     name = body.get("name")
     if name is not None and (not isinstance(name, str) or len(name) > MAX_INVOKE_NAME):
         raise bad("'name' must be a short string")
+    if name == "fileConsent/invoke":
+        _check_file_consent(body.get("value"))
+        return
     if name != "adaptiveCard/action":
         return
     value = body.get("value")
@@ -137,6 +141,23 @@ def _check_invoke(body: dict[str, Any]) -> None:
         for key in ("concern_id", "note"):
             if data.get(key) is not None and not isinstance(data[key], str):
                 raise bad(f"'value.action.data.{key}' must be a string")
+
+
+def _check_file_consent(value: Any) -> None:
+    if not isinstance(value, dict):
+        raise bad("'value' must be an object for fileConsent/invoke")
+    if value.get("action") not in ("accept", "decline"):
+        raise bad("'value.action' must be accept or decline")
+    if value.get("context") is not None and not isinstance(value["context"], dict):
+        raise bad("'value.context' must be an object")
+    info = value.get("uploadInfo")
+    if info is None:
+        return
+    if not isinstance(info, dict):
+        raise bad("'value.uploadInfo' must be an object")
+    for key in ("name", "uploadUrl", "contentUrl", "uniqueId", "fileType"):
+        if info.get(key) is not None and not isinstance(info[key], str):
+            raise bad(f"'value.uploadInfo.{key}' must be a string")
 
 
 def _check_model(value: Any, model: type, where: str) -> None:

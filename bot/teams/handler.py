@@ -14,6 +14,7 @@ from botbuilder.core.teams import TeamsActivityHandler, TeamsInfo
 from botbuilder.schema import Activity, ActivityTypes, Attachment, ChannelAccount
 
 from bot.errors import ConflictError, DeliveryError, DeliveryRefused
+from bot.records.requests import RecordRequests, record_command
 from bot.services.alerts import CARD, AlertService
 from bot.services.reconsider import RECONSIDER, Reconsideration
 from bot.services.reports import MY_REPORTS, OPEN_CONCERNS, ReportsView, report_command
@@ -28,6 +29,7 @@ from bot.teams.cards import (
     reply_card,
     reply_summary,
 )
+from bot.teams.files import UploadFailed, consent_activity, file_info_activity, upload
 from bot.teams.private import MOVED_TO_CHAT, NO_PRIVATE_CHAT, send_privately, team_command
 from bot.teams.schools import PART as SCHOOL_PART
 from bot.teams.schools import SchoolResolver, Turn
@@ -80,10 +82,12 @@ class SafeguardingBot(TeamsActivityHandler):
         alerts: AlertService,
         clock: Callable[[], datetime],
         timekeeper: Timekeeper | None = None,
+        records: RecordRequests | None = None,
     ) -> None:
         # Every school served; each turn runs in the reporter's own school (see _school).
         self.schools = SchoolDirectory.of(school)
         self.where = SchoolResolver(self.schools, clock)
+        self.records = records  # the DSL's record as a file (record <ref>, transfer)
         self.timekeeper = timekeeper
         self.store = store
         self.alerts = alerts
@@ -188,6 +192,10 @@ class SafeguardingBot(TeamsActivityHandler):
             name=sender.name or "Staff member", aad_object_id=sender.aad_object_id or sender.id
         )
         state = await self._state(turn_context, "session")
+        ask = record_command(activity.text, value, state.get("mode")) if self.records else None
+        if ask is not None:  # the session (their place in a report) is untouched
+            await self._offer_record(turn_context, ask, reporter.aad_object_id)
+            return None
         command = report_command(activity.text, value, state.get("mode"))
         in_flow = state.get("mode") in MID_REPORT
         if command and command != RECONSIDER:  # across every school they may see
@@ -357,6 +365,65 @@ class SafeguardingBot(TeamsActivityHandler):
             logger.warning("member look-up failed (%s)", type(exc).__name__)
             return None
         return getattr(member, "email", None) or getattr(member, "user_principal_name", None)
+
+    # -- the record as a file (file consent cards, 1:1 only) --------------------------------
+
+    async def _offer_record(self, turn_context: TurnContext, ask: Any, aad: str | None) -> None:
+        assert self.records is not None
+        with self.store.immediate():
+            offer = await self.records.offer(ask, aad)
+        if isinstance(offer, str):
+            await turn_context.send_activity(offer)
+            return
+        if isinstance(offer, dict):  # `record` alone: the list, with a button for each
+            await turn_context.send_activity(
+                Activity(
+                    type=ActivityTypes.message,
+                    attachments=[Attachment(content_type=CARD, content=offer)],
+                )
+            )
+            return
+        made = offer.file
+        await turn_context.send_activity(
+            consent_activity(made.name, len(made.data), offer.description, offer.context)
+        )
+
+    async def on_teams_file_consent_accept(self, turn_context: TurnContext, response: Any) -> None:
+        activity = turn_context.activity
+        aad = activity.from_property.aad_object_id if activity.from_property else None
+        context = response.context if isinstance(response.context, dict) else {}
+        if self.records is None or not _personal(activity):
+            await turn_context.send_activity("Files are sent only in a 1:1 chat with me.")
+            return
+        with self.store.immediate():
+            made = await self.records.accepted(context, aad)
+        if isinstance(made, str):
+            await turn_context.send_activity(made)
+            return
+        info = response.upload_info
+        try:
+            await upload(info.upload_url if info else "", made.data)
+        except UploadFailed as exc:
+            logger.warning("record upload failed (%s, activity_id=%s)", exc, activity.id)
+            with self.store.immediate():
+                await self.store.audit(
+                    aad, "record_upload_failed", made.concern_ids[0], {"error": str(exc)}
+                )
+            await turn_context.send_activity(self.records.failed(context))
+            return
+        with self.store.immediate():
+            text = await self.records.delivered(context, aad or "", made)
+        await turn_context.send_activity(file_info_activity(info, text))
+
+    async def on_teams_file_consent_decline(self, turn_context: TurnContext, response: Any) -> None:
+        activity = turn_context.activity
+        aad = activity.from_property.aad_object_id if activity.from_property else None
+        context = response.context if isinstance(response.context, dict) else {}
+        if self.records is None:
+            return
+        with self.store.immediate():
+            text = await self.records.declined(context, aad)
+        await turn_context.send_activity(text)
 
     async def _state(self, turn_context: TurnContext, part: str) -> dict[str, Any]:
         """One part of the person's stored state (read with the turn's seen-check): the
@@ -567,6 +634,10 @@ def _tenant_id(activity: Activity) -> str | None:
     tenant = channel_data.get("tenant") if isinstance(channel_data.get("tenant"), dict) else {}
     conversation = activity.conversation
     return tenant.get("id") or (conversation.tenant_id if conversation else None)
+
+
+def _personal(activity: Activity) -> bool:
+    return bool(activity.conversation and activity.conversation.conversation_type == "personal")
 
 
 def _state_key(user_state: UserState, turn_context: TurnContext) -> str | None:
