@@ -124,7 +124,8 @@ def build_server(
                 timekeeper.run(stop, poll_seconds), context=store.lane_context("timers")
             ),
             asyncio.create_task(
-                maintain(store, settings, stop, clock), context=store.lane_context("maintenance")
+                maintain(store, settings, stop, clock, schools=schools),
+                context=store.lane_context("maintenance"),
             ),
         ]
         yield
@@ -161,19 +162,46 @@ async def maintain(
     stop: asyncio.Event,
     clock: Callable[[], datetime],
     every_seconds: float = PRUNE_EVERY_SECONDS,
+    *,
+    schools: Any = None,
 ) -> None:
-    """Hourly (and at start-up): prune what only grows, and apply the retention setting."""
-    days = settings.closed_concern_retention_days
+    """Hourly (and at start-up): prune what only grows, and apply each school's retention."""
+    served = SchoolDirectory.of(schools).schools if schools is not None else ()
+    keep = {school.id: retention_days(settings, school) for school in served}
     while not stop.is_set():
         try:
-            done = await store.prune(
-                clock(), closed_concerns_for=timedelta(days=days) if days else None
-            )
+            done: dict[str, int] = {}
+            for school_id, days in keep.items() or [(None, settings.closed_concern_retention_days)]:
+                part = await store.prune(
+                    clock(),
+                    closed_concerns_for=timedelta(days=days) if days else None,
+                    school_id=school_id,
+                )
+                for key, count in part.items():
+                    done[key] = done.get(key, 0) + count
             logger.info("store pruned %s", " ".join(f"{k}={v}" for k, v in done.items()))
         except Exception as exc:  # the next pass tries again; nothing is lost by waiting
             logger.error("store prune failed: %s", type(exc).__name__)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), every_seconds)
+
+
+def retention_days(settings: Settings, school: Any = None) -> int | None:
+    """How long closed records are kept: the school profile's `closed_record_retention_days`
+    (its records policy), else CLOSED_CONCERN_RETENTION_DAYS; None keeps them for ever. When
+    both are set the LONGER wins: deleting a child's record cannot be undone."""
+    rules = getattr(school, "rules", None)
+    profile = getattr(rules, "closed_record_retention_days", None)
+    env = settings.closed_concern_retention_days
+    if profile and env and profile != env:
+        logger.warning(
+            "two retention settings (profile %d days, environment %d days): keeping %d",
+            profile,
+            env,
+            max(profile, env),
+        )
+    found = [d for d in (profile, env) if d]
+    return max(found) if found else None
 
 
 def serve(

@@ -230,6 +230,10 @@ class LocalRules:
     absence_checklist_day: int | None = None
     incomplete_report_reminder_minutes: int = 10
     incomplete_report_notice_minutes: int = 30
+    # How long a CLOSED concern's record is kept in the bot, in days after it was last changed;
+    # the school's records-retention policy decides (the seeds: 25 years after the child's
+    # date of birth, or until the file goes to a new school). null: kept, never deleted.
+    closed_record_retention_days: int | None = None
 
 
 @dataclass(frozen=True)
@@ -495,6 +499,7 @@ _SECTIONS: dict[str, frozenset[str]] = {
             "absence_checklist_day",
             "incomplete_report_reminder_minutes",
             "incomplete_report_notice_minutes",
+            "closed_record_retention_days",
         }
     ),
 }
@@ -519,6 +524,7 @@ _NULLABLE_NUMBER_RULES = frozenset(
         "written_referral_hours",
         "missing_minutes_before_police",
         "absence_checklist_day",
+        "closed_record_retention_days",
     }
 )
 _PERSON_KEYS = frozenset({"name", "aad_object_id", "email", "phone"})

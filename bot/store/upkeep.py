@@ -61,11 +61,13 @@ class UpkeepMixin(StoreCore):
         seen_for: timedelta = SEEN_KEPT,
         finished_timers_for: timedelta = FINISHED_TIMERS_KEPT,
         closed_concerns_for: timedelta | None = None,
+        school_id: str | None = None,
     ) -> dict[str, int]:
         """Remove what only grows: seen activity ids (Teams re-sends within minutes, not
         days), finished or cancelled timers, and - only when the school sets a retention -
         concerns closed longer than it, each deletion audited. Never touched: open concerns,
-        pending or firing timers, undelivered messages, the audit log."""
+        pending or firing timers, undelivered messages, the audit log. `school_id`: the
+        retention applies to that school's concerns only (each school's policy decides)."""
         at = now or self._clock()
         seen_cutoff, timers_cutoff = _iso(at - seen_for), _iso(at - finished_timers_for)
         concerns_cutoff = _iso(at - closed_concerns_for) if closed_concerns_for else None
@@ -93,8 +95,9 @@ class UpkeepMixin(StoreCore):
                     " AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.concern_id = c.id"
                     "  AND o.status IN ('pending', 'sending'))"
                     " AND NOT EXISTS (SELECT 1 FROM timers t WHERE t.concern_id = c.id"
-                    "  AND t.status IN ('pending', 'firing'))",
-                    (concerns_cutoff,),
+                    "  AND t.status IN ('pending', 'firing'))"
+                    + (" AND school_id = ?" if school_id is not None else ""),
+                    (concerns_cutoff, *([school_id] if school_id is not None else [])),
                 ).fetchall()
             ]
             for concern_id in ids:
