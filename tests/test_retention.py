@@ -79,13 +79,14 @@ def test_the_longer_of_two_settings_wins_because_deleting_cannot_be_undone():
 def test_the_profile_setting_is_read_and_checked(tmp_path):
     source = (ROOT / "profiles" / "buttsbury-junior.yaml").read_text()
     (tmp_path / "national.yaml").write_text((ROOT / "profiles" / "national.yaml").read_text())
-    assert "rules:" in source
-    good = source.replace("rules:\n", "rules:\n  closed_record_retention_days: 9125\n", 1)
+    key = "closed_record_retention_days: null"
+    assert key in source  # the example profile says so, explicitly
+    good = source.replace(key, "closed_record_retention_days: 9125", 1)
     (tmp_path / "good.yaml").write_text(good)
     school = load_organisation(tmp_path / "good.yaml").school()
     assert school.rules.closed_record_retention_days == 9125
     for bad in ("0", "-5", "'ten years'", "true"):
-        text = source.replace("rules:\n", f"rules:\n  closed_record_retention_days: {bad}\n", 1)
+        text = source.replace(key, f"closed_record_retention_days: {bad}", 1)
         (tmp_path / "bad.yaml").write_text(text)
         with pytest.raises(ProfileError, match="closed_record_retention_days"):
             load_organisation(tmp_path / "bad.yaml")
