@@ -270,3 +270,22 @@ async def test_only_the_dsl_team_has_a_dsl_concerns_record_and_only_case_manager
     assert (await service.find(dsl_concern.id[:8].upper(), DSL.aad)).id == dsl_concern.id
     assert await service.find(dsl_concern.id[:8], OUTSIDER.aad) is None
     assert await service.find(allegation.id[:8], DSL.aad) is None
+
+
+async def test_in_a_trust_a_record_goes_only_to_its_own_schools_dsl_team(store: SqliteStore):
+    from flows.directory import SchoolDirectory
+    from tests.e2e import ROOT
+
+    trust = SchoolDirectory.load(ROOT / "profiles" / "hera-trust.yaml")
+    ours, theirs = trust.schools[:2]
+    service = RecordsService(trust, store, Clock())
+    concern = replace(make_concern(str(uuid.uuid4())), school_id=theirs.id)
+    await store.save_concern(concern, status="raised")
+    stored = await store.get_concern(concern.id)
+
+    assert service.may_have(stored, theirs.dsl.aad_object_id)
+    assert not service.may_have(stored, ours.dsl.aad_object_id)
+    assert await service.find(concern.id[:8], ours.dsl.aad_object_id) is None
+    assert (await service.find(concern.id[:8], theirs.dsl.aad_object_id)).id == concern.id
+    record = await service.record(stored, "x")
+    assert record.school_name == theirs.name

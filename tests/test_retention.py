@@ -35,7 +35,7 @@ async def closed_long_ago(store: SqliteStore) -> None:
 async def run_maintenance_once(store: SqliteStore, school, settings: Settings | None = None):
     stop = asyncio.Event()
     task = asyncio.create_task(
-        maintain(store, settings or Settings(), stop, lambda: NOW, school=school)
+        maintain(store, settings or Settings(), stop, lambda: NOW, schools=school)
     )
     for _ in range(200):
         await asyncio.sleep(0.01)
