@@ -4,6 +4,7 @@ platform. Every refusal is one log line and one count, never a traceback."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Collection
 from typing import Any
@@ -15,7 +16,7 @@ from botbuilder.schema import Activity
 from bot.errors import ConfigError
 from bot.metrics import CONTENT_TYPE, Metrics
 from bot.settings import Settings
-from bot.store import SqliteStore
+from bot.store import SENDS_LANE, SqliteStore
 from bot.teams.adapter import SafeguardingAdapter, create_adapter
 from bot.teams.edge import (
     MAX_BODY_BYTES,
@@ -25,6 +26,7 @@ from bot.teams.edge import (
     parse_body,
     safe_id,
 )
+from bot.teams.lanes import TurnLanes
 
 logger = logging.getLogger(__name__)
 
@@ -70,13 +72,16 @@ def create_app(
     *,
     allowed_tenant_ids: Collection[str] | None = None,
     metrics: Metrics | None = None,
+    lanes: TurnLanes | None = None,
 ) -> web.Application:
     """Build the web app. No globals: tests build as many as they like.
 
     `allowed_tenant_ids` defaults to the settings' (ALLOWED_TENANT_IDS, else APP_TENANTID).
     Production refuses to start without one; local development without one accepts any
-    tenant, with a warning.
+    tenant, with a warning. `lanes` is the bot's turns lane (bot/teams/lanes.py): a turn
+    that can send a report goes before the chat queued there.
     """
+    lanes = lanes or TurnLanes()
     adapter = adapter or create_adapter(settings)
     tenants = frozenset(
         settings.allowed_tenant_ids if allowed_tenant_ids is None else allowed_tenant_ids
@@ -134,7 +139,11 @@ def create_app(
             )
             return web.json_response(UNKNOWN_INVOKE)
         metrics.turn(body["type"])
-        return await adapter.run(auth, activity, bot)
+        async with lanes.place(body) as jumped:
+            # A turn that sends a report also has its own store lane (thread, connection,
+            # and a writer that goes before chat turns): the alert leaves once it commits.
+            with store.in_lane(SENDS_LANE) if jumped else contextlib.nullcontext():
+                return await adapter.run(auth, activity, bot)
 
     async def healthz(_: web.Request) -> web.Response:
         return web.json_response({"status": "ok"})

@@ -104,7 +104,15 @@ def build_server(
         "Alerts Teams refused to post to the DSL channel (sent 1:1 instead), not yet posted.",
         store.refused_alerts,
     )
-    app = create_app(settings, bot, store, adapter, allowed_tenant_ids=tenants, metrics=metrics)
+    app = create_app(
+        settings,
+        bot,
+        store,
+        adapter,
+        allowed_tenant_ids=tenants,
+        metrics=metrics,
+        lanes=bot.lanes,
+    )
 
     async def outbox_worker(_: web.Application):
         # The outbox and the timers run in the background for as long as the app runs, each

@@ -43,7 +43,8 @@ async def test_a_turn_that_writes_commits_once(bot: RunningBot):
         assert commits.count("turns") == 1, answer
     commits.clear()
     await bot.say("send")  # the concern, its outbox, its timers, the session, the seen-mark
-    assert commits.count("turns") == 1
+    # ... on the "sends" lane: the Send turn jumps the chat queue (bot/teams/lanes.py).
+    assert commits.count("sends") == 1 and commits.count("turns") == 0
     await bot.settle()
     assert len(bot.channel_posts()) == 1
 

@@ -14,7 +14,7 @@ Callers import from here, never from a module inside. A newcomer's map:
 from pathlib import Path
 from typing import Any
 
-from bot.store.lanes import CARDS_LANE
+from bot.store.lanes import CARDS_LANE, SENDS_LANE
 from bot.store.migrations import SCHEMA_VERSION
 from bot.store.model import (
     AlertPost,
@@ -44,6 +44,7 @@ def open_store(target: str | Path, **kwargs: Any) -> Store:
 __all__ = [
     "CARDS_LANE",
     "SCHEMA_VERSION",
+    "SENDS_LANE",
     "AlertPost",
     "AlertPostRecord",
     "DeliveryEffects",

@@ -23,7 +23,10 @@ TURNS = "turns"
 # in the turn): committed without fsync - a power cut can only leave a card pressable or
 # repeat a reply, never lose anything anyone was told was sent.
 CARDS_LANE = "cards"
-LANES = (TURNS, "outbox", "timers", "maintenance", CARDS_LANE)
+# A chat turn that sends a report (bot/teams/lanes.py): its own thread and connection, and a
+# writer that goes before the chat turns, as the outbox does.
+SENDS_LANE = "sends"
+LANES = (TURNS, "outbox", "timers", "maintenance", CARDS_LANE, SENDS_LANE)
 _LOW_PRIORITY = frozenset({TURNS, CARDS_LANE})
 _LANE: contextvars.ContextVar[str] = contextvars.ContextVar("store_lane", default=TURNS)
 _UNIT: contextvars.ContextVar[TurnUnit | None] = contextvars.ContextVar("store_unit", default=None)

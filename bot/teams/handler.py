@@ -30,6 +30,7 @@ from bot.teams.cards import (
     reply_summary,
 )
 from bot.teams.files import UploadFailed, consent_activity, file_info_activity, upload
+from bot.teams.lanes import TurnLanes, person_key
 from bot.teams.private import MOVED_TO_CHAT, NO_PRIVATE_CHAT, send_privately, team_command
 from bot.teams.schools import PART as SCHOOL_PART
 from bot.teams.schools import SchoolResolver, Turn
@@ -96,6 +97,8 @@ class SafeguardingBot(TeamsActivityHandler):
         # ({"session", "open_card"}) is read with the turn's seen-check and written with its
         # unit of work, without the SDK's per-save state hashing.
         self.user_state = UserState(store)
+        # The turns lane (given to the app): learns here who can send with their next turn.
+        self.lanes = TurnLanes()
 
     async def on_turn(self, turn_context: TurnContext) -> None:
         # One person's turns run one after another: a turn writes which card is live after
@@ -482,6 +485,11 @@ class SafeguardingBot(TeamsActivityHandler):
             await unit.commit()
         if result.events:
             self.alerts.wakeup.set()  # committed: the outbox can see it now
+        sender = turn_context.activity.from_property
+        self.lanes.can_send(
+            person_key(turn_context.activity.channel_id, sender.id if sender else None),
+            result.state.get("mode") == "summary",
+        )
         if not durable:
             await self._send_replies(turn_context, result)
             return
