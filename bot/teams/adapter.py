@@ -22,6 +22,7 @@ from msrest.universal_http.requests import ClientRetryPolicy
 from bot.errors import ConfigError
 from bot.settings import Settings
 from bot.teams.edge import Refusal, check_bearer
+from bot.teams.sdk_costs import ConnectorClients, app_id_of, fix_json_copy_cost
 
 logger = logging.getLogger(__name__)
 
@@ -36,6 +37,7 @@ def _fix_connector_client_cost() -> None:
 
 
 _fix_connector_client_cost()
+fix_json_copy_cost()
 
 # True whatever failed: the turn may have failed before or after a report was saved.
 APOLOGY_LEAD = (
@@ -83,10 +85,28 @@ class SafeguardingAdapter(CloudAdapter):
         apology: str = DEFAULT_APOLOGY,
     ) -> None:
         super().__init__(auth)
+        self._keep_clients(auth)
         self._credentials_factory = credentials_factory
         self.local_development = local_development
         self.apology = apology
         self.on_turn_error = self._on_turn_error
+
+    def _keep_clients(self, auth: Any) -> None:
+        """Connector and token clients built once per app id and service URL, not per turn
+        (bot/teams/sdk_costs.py), for reactive turns (see authenticate) and proactive ones."""
+        self.connector_clients = clients = ConnectorClients()
+        build_factory = auth.create_connector_factory
+        build_token_client = auth.create_user_token_client
+
+        def create_connector_factory(claims: Any) -> Any:
+            return clients.factory(build_factory(claims), claims)
+
+        async def create_user_token_client(claims: Any) -> Any:
+            key = ("token", app_id_of(claims))
+            return await clients.get(key, lambda: build_token_client(claims))
+
+        auth.create_connector_factory = create_connector_factory
+        auth.create_user_token_client = create_user_token_client
 
     async def _on_turn_error(self, context: TurnContext, error: Exception) -> None:
         activity = context.activity
@@ -122,7 +142,7 @@ class SafeguardingAdapter(CloudAdapter):
         if not self.local_development:
             check_bearer(auth_header)
         try:
-            return await self.bot_framework_authentication.authenticate_request(
+            result = await self.bot_framework_authentication.authenticate_request(
                 activity, auth_header
             )
         except requests.RequestException as exc:  # the signing keys could not be fetched
@@ -133,6 +153,10 @@ class SafeguardingAdapter(CloudAdapter):
             raise Refusal(
                 401, "unauthenticated", "the token was not accepted", type(exc).__name__
             ) from None
+        result.connector_factory = self.connector_clients.factory(
+            result.connector_factory, result.claims_identity
+        )
+        return result
 
     async def run(
         self, auth: AuthenticateRequestResult, activity: Activity, bot: Bot
