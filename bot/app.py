@@ -11,7 +11,6 @@ from typing import Any
 
 from aiohttp import web
 from botbuilder.core import Bot
-from botbuilder.schema import Activity
 
 from bot.errors import ConfigError
 from bot.metrics import CONTENT_TYPE, Metrics
@@ -121,8 +120,7 @@ def create_app(
             except web.HTTPRequestEntityTooLarge:
                 raise Refusal(413, "too_large", f"body over {MAX_BODY_BYTES} bytes") from None
             body = parse_body(raw)
-            check_activity(body)
-            activity = Activity().deserialize(body)
+            activity = check_activity(body)
             # Who is speaking first (401), then from where (403): an unauthenticated caller
             # learns nothing about which tenant we serve.
             auth = await adapter.authenticate(request.headers.get("Authorization", ""), activity)

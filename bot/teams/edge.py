@@ -78,8 +78,9 @@ def check_depth(value: Any, limit: int = MAX_DEPTH) -> None:
             stack.extend((v, depth + 1) for v in item)
 
 
-def check_activity(body: Any) -> None:
-    """Refuse (400) a body the SDK could not deserialise or our handler could not read."""
+def check_activity(body: Any) -> schema.Activity:
+    """Refuse (400) a body the SDK could not deserialise or our handler could not read; else
+    the SDK's Activity (deserialised once: the turn uses this one)."""
     check_depth(body)
     if not isinstance(body, dict):
         raise bad("the activity must be a JSON object")
@@ -112,7 +113,7 @@ def check_activity(body: Any) -> None:
         _check_invoke(body)
     # Last line of defence: whatever the SDK would still refuse is refused here, not in a turn.
     try:
-        schema.Activity().deserialize(body)
+        return schema.Activity().deserialize(body)
     except (DeserializationError, AttributeError, TypeError, ValueError):
         raise bad("the activity does not match the Bot Framework schema") from None
 
