@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import socket
 from collections.abc import Callable
@@ -231,4 +232,13 @@ def serve(
         settings.port,
         settings.database_label,
     )
+    freeze_startup_objects()
     web.run_app(server.app, host=settings.host, port=settings.port, print=None)
+
+
+def freeze_startup_objects() -> None:
+    """Everything built so far (the SDK, the flows, the profile) lives as long as the process:
+    out of the collector's sight, a full collection under load takes ~15 ms, not ~60 ms - a
+    pause every person waiting on a reply would feel (README, Performance)."""
+    gc.collect()
+    gc.freeze()
