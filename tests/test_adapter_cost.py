@@ -155,3 +155,18 @@ async def test_a_different_service_url_or_audience_gets_its_own_client():
     assert await auth.create_connector_factory(claims).create("http://127.0.0.1:1/", "aud") is one
     token = await auth.create_user_token_client(claims)
     assert await auth.create_user_token_client(claims) is token
+
+
+async def test_the_kept_clients_are_bounded(monkeypatch):
+    monkeypatch.setattr(sdk_costs, "CLIENTS_KEPT", 3)
+    clients = sdk_costs.ConnectorClients()
+
+    async def build():
+        return object()
+
+    first = await clients.get(("a",), build)
+    for key in "bcd":
+        await clients.get((key,), build)
+    assert await clients.get(("d",), build) is await clients.get(("d",), build)
+    assert await clients.get(("a",), build) is not first  # the oldest was let go
+    assert clients.built == 5

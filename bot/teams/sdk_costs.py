@@ -70,6 +70,11 @@ def app_id_of(claims: ClaimsIdentity | None) -> str | None:
     )
 
 
+# Teams has a handful of service URLs; the bound only matters for activities nobody checked
+# (local development accepts any serviceUrl).
+CLIENTS_KEPT = 64
+
+
 class ConnectorClients:
     """One connector client per (bot app id, service URL, audience), kept for the process.
 
@@ -93,8 +98,10 @@ class ConnectorClients:
         if client is None:
             client = await build()
             self.built += 1
-            self._clients.setdefault(key, client)
-        return self._clients[key]
+            client = self._clients.setdefault(key, client)
+            while len(self._clients) > CLIENTS_KEPT:  # the oldest goes (as the SDK's would)
+                self._clients.pop(next(iter(self._clients)))
+        return client
 
 
 class _CachedFactory(ConnectorFactory):
