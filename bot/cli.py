@@ -29,6 +29,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from bot.settings import UNSAFE_BIND_FLAG, Settings
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    # transitions logs at INFO, twice for every step taken, that a step's callbacks ran: half
+    # of all log lines under load, and a write on every turn's path. Its warnings still show.
+    logging.getLogger("transitions").setLevel(logging.WARNING)
     environ = dict(os.environ)
     if args.port:
         environ["PORT"] = str(args.port)
