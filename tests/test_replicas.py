@@ -215,6 +215,10 @@ async def test_200_reports_across_two_replicas_one_killed_mid_delivery(
         assert in_flight, "the post held is an alert"
         # Teams has carried it out (the thread exists) and A is killed before the answer.
         await a.kill()
+        # The outbox sends several alerts at once, so other posts of A's may also have reached
+        # Teams unanswered: any alert posted twice must be one already posted at the kill.
+        await asyncio.sleep(1)  # a request A wrote just before dying is still carried out
+        posted_at_kill = set(alert_threads(connector))
         lb.live = [b]
         held.release.set()
         # A's claims are B's once the delivery lease (30 s) is over.
@@ -230,8 +234,9 @@ async def test_200_reports_across_two_replicas_one_killed_mid_delivery(
         assert sorted(threads) == sorted(code(n) for n in range(REPORTS))  # every alert arrived
         twice = {child: posts for child, posts in threads.items() if len(posts) > 1}
         # At-least-once, and only ever said: the alert A had in flight went out again from
-        # B after the lease, and that copy says so; no other alert has two copies.
-        assert set(twice) == in_flight
+        # B after the lease, and that copy says so; an alert posted after the kill never
+        # has two copies (the at-least-once window is what A had in flight when it died).
+        assert in_flight <= set(twice) <= posted_at_kill
         for posts in twice.values():
             assert len(posts) == 2
             assert [SENT_AGAIN in text for _, text in posts] == [False, True]
