@@ -6,10 +6,6 @@ import importlib.util
 import sys
 from pathlib import Path
 
-import pytest
-
-pytest.importorskip("bot.store.postgres")  # the PostgreSQL backend (issue 11 s2)
-
 SCRIPTS = Path(__file__).resolve().parent.parent / "scripts"
 
 

@@ -2,10 +2,6 @@
 # reached, and the URL - which may hold a password - is never printed.
 from __future__ import annotations
 
-import pytest
-
-pytest.importorskip("bot.store.postgres")  # the PostgreSQL backend (issue 11 s2)
-
 from aiohttp.test_utils import TestClient
 
 from bot.app import NOT_READY, create_app

@@ -17,8 +17,6 @@ from typing import Any
 import aiohttp
 import pytest
 
-pytest.importorskip("bot.store.postgres")  # the PostgreSQL backend (issue 11 s2)
-
 from tests.e2e import Clock, RunningBot, User
 from tests.fakeconnector import FakeConnector
 from tests.test_e2e import CHILD, WALKS
