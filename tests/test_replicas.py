@@ -10,11 +10,13 @@ import base64
 import os
 import re
 import signal
+import socket
 import sys
 from pathlib import Path
 from typing import Any
 
 import aiohttp
+import psycopg
 import pytest
 
 from tests.e2e import Clock, RunningBot, User
@@ -164,6 +166,17 @@ def alert_threads(connector: FakeConnector) -> dict[str, list[tuple[str, str]]]:
     return found
 
 
+def delivering_except(database_url: str, owner: str) -> int:
+    """Outbox rows still to send or in flight, other than those claimed by `owner`."""
+    with psycopg.connect(database_url) as conn:
+        row = conn.execute(
+            "SELECT count(*) FROM outbox WHERE status IN ('pending', 'sending')"
+            " AND (claimed_by IS NULL OR claimed_by <> %s)",
+            (owner,),
+        ).fetchone()
+    return int(row[0])
+
+
 def write_clock(clock_file: Path, clock: Clock) -> None:
     clock_file.write_text(clock.now.isoformat(), "utf-8")
 
@@ -219,10 +232,15 @@ async def test_200_reports_across_two_replicas_one_killed_mid_delivery(
         posted_at_kill = set(alert_threads(connector))
         lb.live = [b]
         held.release.set()
+        await asyncio.gather(*first)
+        # B delivers everything but A's claims. The clock is moved only then: a jump of a
+        # minute would also age B's own in-flight leases (renewed every 10 real seconds),
+        # which real time never does.
+        dead = f"{socket.gethostname()}:{a.port}"
+        await until(lambda: not delivering_except(url, dead), 300, "B idle")
         # A's claims are B's once the delivery lease (30 s) is over.
         clock.advance(seconds=61)
         write_clock(clock_file, clock)
-        await asyncio.gather(*first)
         # A replacement instance comes up (as App Service would) and joins the rotation.
         replacement = await Replica("a2", tmp_path, clock_file, url).start()
         lb.live = [b, replacement]
