@@ -15,7 +15,7 @@ from botbuilder.core import Bot
 from bot.errors import ConfigError
 from bot.metrics import CONTENT_TYPE, Metrics
 from bot.settings import Settings
-from bot.store import SENDS_LANE, SqliteStore
+from bot.store import SENDS_LANE, Store
 from bot.teams.adapter import SafeguardingAdapter, create_adapter
 from bot.teams.edge import (
     MAX_BODY_BYTES,
@@ -35,7 +35,7 @@ NOT_READY = {"status": "not ready", "reason": "database unavailable"}
 READY_TIMEOUT_SECONDS = 3.0
 
 SETTINGS_KEY = web.AppKey("settings", Settings)
-STORE_KEY = web.AppKey("store", SqliteStore)
+STORE_KEY = web.AppKey("store", Store)
 ADAPTER_KEY = web.AppKey("adapter", SafeguardingAdapter)
 METRICS_KEY = web.AppKey("metrics", Metrics)
 
@@ -66,7 +66,7 @@ def activity_tenant_ids(activity: Any) -> set[str]:
 def create_app(
     settings: Settings,
     bot: Bot,
-    store: SqliteStore,
+    store: Store,
     adapter: SafeguardingAdapter | None = None,
     *,
     allowed_tenant_ids: Collection[str] | None = None,

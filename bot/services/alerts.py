@@ -43,7 +43,7 @@ from bot.store import (
     DeliveryEffects,
     OutboxItem,
     OutboxMessage,
-    SqliteStore,
+    Store,
     StoredConcern,
     TimerSpec,
 )
@@ -135,7 +135,7 @@ class ActResult:
 class AlertService:
     def __init__(
         self,
-        store: SqliteStore,
+        store: Store,
         messenger: Messenger,
         schools: SchoolDirectory | SchoolProfile,
         *,

@@ -22,7 +22,7 @@ from botbuilder.schema import Activity
 
 from bot.services.alerts import AlertService
 from bot.services.reports import RECONSIDER, _card_activity, _line
-from bot.store import SqliteStore, StoredConcern
+from bot.store import Store, StoredConcern
 from bot.teams.cards import card, heading, submit
 from flows.concern import Reporter
 from flows.engine import contact_line
@@ -42,7 +42,7 @@ class Reconsideration:
     def __init__(
         self,
         school: Any,
-        store: SqliteStore,
+        store: Store,
         alerts: AlertService,
         clock: Callable[[], datetime],
     ) -> None:

@@ -17,7 +17,7 @@ from urllib.parse import quote, urlencode
 from botbuilder.core import MessageFactory
 from botbuilder.schema import Activity, ActivityTypes, Attachment
 
-from bot.store import SqliteStore, StoredConcern
+from bot.store import Store, StoredConcern
 from bot.teams.cards import card, heading, submit, verbatim
 from dialogs.session import recipient
 from flows.concern import FLAGS, Reporter
@@ -75,7 +75,7 @@ class ReportsView:
     def __init__(
         self,
         schools: SchoolDirectory | SchoolProfile,
-        store: SqliteStore,
+        store: Store,
         clock: Callable[[], datetime],
     ) -> None:
         # Each concern is shown in its own school's terms (time zone, who it went to).

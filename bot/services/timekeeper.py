@@ -28,7 +28,7 @@ from bot.services.timing import (
     stalled_timers,
 )
 from bot.services.worker import run_until_stopped
-from bot.store import OutboxMessage, SqliteStore, StoredConcern, Timer, TimerSpec
+from bot.store import OutboxMessage, Store, StoredConcern, Timer, TimerSpec
 from bot.teams.cards import card, heading, verbatim
 from flows.calendar import working_days_for
 from flows.catalogue import catalogue
@@ -56,7 +56,7 @@ class Effects:
 class Timekeeper:
     def __init__(
         self,
-        store: SqliteStore,
+        store: Store,
         alerts: AlertService,
         *,
         clock: Callable[[], datetime],

@@ -20,7 +20,7 @@ from bot.services.reconsider import RECONSIDER, Reconsideration
 from bot.services.reports import MY_REPORTS, OPEN_CONCERNS, ReportsView, report_command
 from bot.services.timekeeper import Timekeeper
 from bot.services.timing import MID_REPORT
-from bot.store import CARDS_LANE, DuplicateActivity, SqliteStore
+from bot.store import CARDS_LANE, DuplicateActivity, Store
 from bot.teams.cards import (
     answered_card,
     card_summary,
@@ -79,7 +79,7 @@ class SafeguardingBot(TeamsActivityHandler):
         self,
         *,
         school: SchoolDirectory | SchoolProfile,
-        store: SqliteStore,
+        store: Store,
         alerts: AlertService,
         clock: Callable[[], datetime],
         timekeeper: Timekeeper | None = None,
