@@ -315,6 +315,9 @@ def card_buttons(card: dict[str, Any]) -> list[str]:
     return titles
 
 
+concern_of = concern_id_of  # the record tests' name for it
+
+
 async def until(condition, timeout: float = 5.0) -> None:
     """Wait for a condition (not a fixed sleep): fixed sleeps fail on a busy machine."""
     deadline = asyncio.get_running_loop().time() + timeout

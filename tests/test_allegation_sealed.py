@@ -284,7 +284,15 @@ async def run_services(
             await drain(concern.id)
             # a case manager records a social care referral: the chase must stay with them
             for person in recipients(profile, concern)[:1]:
-                await alerts.act(concern.id, "referred_social_care", person.aad_object_id)
+                referral = {
+                    "referred_social_care:how": "Phone",
+                    "referred_social_care:when_date": "2026-11-23",
+                    "referred_social_care:when_time": "10:00",
+                }
+                done = await alerts.act(
+                    concern.id, "referred_social_care", person.aad_object_id, values=referral
+                )
+                assert done.allowed, done.message
                 await drain(concern.id)
             for _ in range(12):  # walk the clock to each pending timer of this concern
                 pending = [

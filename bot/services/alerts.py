@@ -28,6 +28,9 @@ from botbuilder.schema import (
 )
 
 from bot.errors import DeliveryError, DeliveryRefused, Failure, StoreError, classify
+from bot.services.chronology import LINK_VERBS, Chronology
+from bot.services.decisions import DECISIONS, refusal, route_kind, validate
+from bot.services.records import entry_lines, feedback, record
 from bot.services.timing import (
     CHASE_SOCIAL_CARE,
     DEADLINE,
@@ -55,6 +58,7 @@ from bot.teams.cards import (
     word_parts,
     words_card,
 )
+from bot.teams.record_cards import chronology_block, decision_actions, field_values, record_block
 from dialogs.replies import Event
 from dialogs.session import recipient
 from flows.calendar import working_days_for
@@ -80,14 +84,6 @@ RESEND_NOTICE = {
 }
 # Happens once per report (pressing "Send"): a concurrent duplicate is dropped by the store.
 FINAL = "concern_final"  # at once, and again after about two minutes
-VERBS = {
-    "acknowledge": "acknowledged",
-    "referred_social_care": "referred_social_care",
-    "referred_police": "referred_police",
-    "referred_lado": "referred_lado",
-    "add_note": "note",
-    "close": "closed",
-}
 
 
 class Messenger(Protocol):
@@ -156,6 +152,7 @@ class AlertService:
         self.clock = clock
         self.default_service_url = default_service_url
         self.wakeup = asyncio.Event()
+        self.chronology = Chronology(store, self.schools, clock)
 
     def school_of(self, concern: Concern) -> SchoolProfile:
         return self.schools.get(concern.school_id)
@@ -724,10 +721,14 @@ class AlertService:
         actor_aad_id: str | None,
         note: str | None = None,
         *,
+        values: Mapping[str, Any] | None = None,
         seen_as: tuple[Mapping[str, Any], str] | None = None,
     ) -> ActResult:
+        """A button on the alert: a decision (checked for what it must record), or a
+        chronology link. `values`: the action's data (the boxes of the decision's card)."""
         stored = await self.store.get_concern(concern_id)
-        if stored is None or verb not in VERBS:
+        known = verb in DECISIONS or verb in LINK_VERBS
+        if stored is None or not known:
             return ActResult(False, None, "That alert or action is not known.")
         if not self.may_act(stored, actor_aad_id):
             reason, told = self._refusal(stored, actor_aad_id)
@@ -739,6 +740,38 @@ class AlertService:
             )
             card = await self.render(stored)
             return ActResult(False, card, f"{told} Nothing was changed.", stored)
+        data = dict(values or {})
+        if verb in LINK_VERBS:
+            message = await self.chronology.act(stored, verb, data, actor_aad_id, self.clock())
+            if message:
+                return ActResult(False, await self.render(stored), message, stored)
+            await self._enqueue_card_update(concern_id)
+            self.wakeup.set()
+            return ActResult(True, await self.render(stored), "Done.", stored)
+        decision = DECISIONS[verb]
+        if route_kind(stored.concern.routing.route) not in decision.routes:
+            return ActResult(
+                False,
+                await self.render(stored),
+                f'"{decision.entry}" is not a decision for this kind of alert. '
+                "Nothing was changed.",
+                stored,
+            )
+        if stored.status == "closed" and verb != "add_note":
+            return ActResult(
+                False,
+                await self.render(stored),
+                "This concern is closed. Add a note, or ask the reporter to report again. "
+                "Nothing was changed.",
+                stored,
+            )
+        answers = field_values(verb, data)
+        legacy = note if note is not None else data.get("note")
+        if legacy is not None and "note" not in answers:
+            answers["note"] = legacy  # cards posted before decisions: one "note" box
+        fields, problems = validate(decision, answers)
+        if problems:
+            return ActResult(False, await self.render(stored), refusal(decision, problems), stored)
         if seen_as is not None:
             reference, activity_id = seen_as
             if await self.store.record_alert_post(
@@ -752,7 +785,6 @@ class AlertService:
         now = self.clock()
         school = self.school_of(stored.concern)
         name = self._name(actor_aad_id, school)
-        state = VERBS[verb]
         if verb == "acknowledge":
             won = await self.store.acknowledge(concern_id, name, at=now)
             if not won:
@@ -764,18 +796,10 @@ class AlertService:
                     stored,
                 )
         elif verb == "add_note":
-            if not (note or "").strip():
-                return ActResult(
-                    True,
-                    await self.render(stored),
-                    "Type a note first. Nothing was changed.",
-                    stored,
-                )
             concern = stored.concern
-            concern.notes.append(Action(name, note, now.isoformat()))
+            concern.notes.append(Action(name, fields["note"], now.isoformat()))
             await self.store.save_concern(concern, status=stored.status, at=now)
         elif verb == "close":
-            await self.store.set_concern_status(concern_id, "closed", at=now)
             await self.store.cancel_timers(concern_id=concern_id)
         elif verb == "referred_lado":
             await self.store.cancel_timers(key=f"{DEADLINE}:{concern_id}:lado_one_working_day:soon")
@@ -792,12 +816,17 @@ class AlertService:
             )
         if verb in {"acknowledge", "close"}:
             await self.store.cancel_timers(key=f"{ESCALATE}:{concern_id}")
-        await self.store.audit(actor_aad_id, state, concern_id, {"verb": verb}, at=now)
+        # The record entry and its audit line: one transaction (and the status, for a close).
+        await record(self.store, stored, decision, fields, actor_aad_id, name, now)
         stored = await self.store.get_concern(concern_id)
         if verb == "acknowledge":
             await self.notify_reporter(
                 stored.concern,
                 f"Your report has been picked up by {name} at {_hhmm(now, school)}.",
+            )
+        elif decision.tells_reporter:
+            await self.notify_reporter(
+                stored.concern, feedback(stored.concern, decision, _hhmm(now, school))
             )
         await self._enqueue_card_update(concern_id)
         self.wakeup.set()
@@ -962,7 +991,24 @@ class AlertService:
             refresh_ids=self._refresh_ids(stored.concern),
             viewer_line=self._viewer_line(stored, viewer),
             can_act=viewer is None or self.may_act(stored, viewer),
+            record_blocks=await self._record_blocks(stored),
+            decision_actions=decision_actions(stored.id, stored.concern.routing.route),
         )
+
+    async def _record_blocks(self, stored: StoredConcern) -> list[dict[str, Any]]:
+        """The record of decisions, then (DSL alerts only) the child's chronology. Notes
+        and the pick-up have their own lines on the card already."""
+        entries = await self.store.record_entries(stored.id)
+        lines = entry_lines(
+            entries,
+            lambda at: _when(at, self.school),
+            skip=frozenset({"add_note", "acknowledge"}),
+        )
+        blocks = [record_block(lines)]
+        if not stored.concern.is_allegation:
+            view = await self.chronology.for_card(stored)
+            blocks.append(chronology_block(stored.id, view.summary, view.earlier, view.suggestions))
+        return [b for b in blocks if b]
 
 
 def _thread(conversation_id: str | None) -> str:
@@ -1019,6 +1065,10 @@ def _still_recording(concern: Concern) -> str:
         f"STILL BEING RECORDED: sent at once{why}, before the report was finished. This card "
         "updates as the reporter answers."
     )
+
+
+def _when(at: datetime, school: Any) -> str:
+    return at.astimezone(school.timezone).strftime("%a %d %b %Y %H:%M")
 
 
 def _hhmm(at: datetime, school: Any) -> str:

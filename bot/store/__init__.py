@@ -27,6 +27,7 @@ from bot.store.model import (
     Timer,
     TimerSpec,
 )
+from bot.store.records import RecordEntry
 from bot.store.sqlite import SqliteStore
 from bot.store.store import Store
 
@@ -51,6 +52,7 @@ __all__ = [
     "DuplicateActivity",
     "OutboxItem",
     "OutboxMessage",
+    "RecordEntry",
     "SqliteStore",
     "Store",
     "StoredConcern",

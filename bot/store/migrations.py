@@ -160,6 +160,40 @@ MIGRATIONS += (
     );
     """,
 )
+MIGRATIONS += (
+    # 6: the DSL's record (issue 9). record_entries: each decision on a concern - who, when,
+    # what (kind), why (fields, sealed) - beside its audit line. chronology: concerns the DSL
+    # team confirmed are about one child share a child_id; chronology_decisions: confirmed
+    # or rejected suggestions (not suggested again).
+    """
+    CREATE TABLE record_entries (
+        id TEXT PRIMARY KEY,
+        concern_id TEXT NOT NULL,
+        at TEXT NOT NULL,
+        actor_aad_id TEXT,
+        actor_name TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        fields TEXT NOT NULL,
+        audit_id INTEGER NOT NULL
+    );
+    CREATE INDEX record_entries_by_concern ON record_entries (concern_id, at);
+    CREATE TABLE chronology (
+        concern_id TEXT PRIMARY KEY,
+        child_id TEXT NOT NULL,
+        school_id TEXT NOT NULL,
+        linked_at TEXT NOT NULL
+    );
+    CREATE INDEX chronology_by_child ON chronology (child_id);
+    CREATE TABLE chronology_decisions (
+        concern_id TEXT NOT NULL,
+        other_id TEXT NOT NULL,
+        decision TEXT NOT NULL CHECK (decision IN ('confirmed', 'rejected')),
+        actor_aad_id TEXT,
+        at TEXT NOT NULL,
+        PRIMARY KEY (concern_id, other_id)
+    );
+    """,
+)
 SCHEMA_VERSION = len(MIGRATIONS)
 FIRST_DUE_MIGRATION = 4
 

@@ -43,6 +43,9 @@ SEEN_KEPT = timedelta(days=2)
 FINISHED_TIMERS_KEPT = timedelta(days=30)
 # Everything stored about one concern except its audit entries (kept for ever: ids only).
 _CONCERN_ROWS = (
+    "DELETE FROM record_entries WHERE concern_id = ?",
+    "DELETE FROM chronology WHERE concern_id = ?",
+    "DELETE FROM chronology_decisions WHERE concern_id = ? OR other_id = ?",
     "DELETE FROM outbox WHERE concern_id = ?",
     "DELETE FROM timers WHERE concern_id = ?",
     "DELETE FROM conversation_refs WHERE kind = 'alert' AND key = ?",

@@ -33,6 +33,7 @@ SEALED_COLUMNS: Mapping[str, tuple[str, ...]] = {
     "timers": ("payload",),  # reminders carry the reporter's name
     "conversation_refs": ("reference",),  # names of people and chats
     "alert_posts": ("reference",),  # where each copy of an alert was posted
+    "record_entries": ("actor_name", "fields"),  # the DSL's decisions and reasons
 }
 
 

@@ -102,7 +102,7 @@ class UpkeepMixin(StoreCore):
             ]
             for concern_id in ids:
                 for sql in _CONCERN_ROWS:
-                    conn.execute(sql, (concern_id,))
+                    conn.execute(sql, (concern_id,) * sql.count("?"))
                 conn.execute(
                     "INSERT INTO audit (at, actor_aad_id, action, concern_id, detail)"
                     " VALUES (?, NULL, 'concern_deleted', ?, ?)",

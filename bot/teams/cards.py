@@ -377,6 +377,8 @@ _ENV = jinja2.Environment(
     lstrip_blocks=True,
 )
 _ENV.filters["verbatim"] = lambda text: _Json(json.dumps(verbatim(text), ensure_ascii=False)[1:-1])
+# A list's items, comma-separated, to sit inside a JSON array of the template.
+_ENV.filters["items"] = lambda values: _Json(json.dumps(list(values), ensure_ascii=False)[1:-1])
 
 # Each flag in plain words for the people who act. Red ones go in the band at the top of the
 # card; the rest (what the DSL must know about the child) are among the key facts. URGENT is
@@ -485,8 +487,12 @@ def alert_card(
     refresh_ids: list[str] | tuple[str, ...] = (),
     viewer_line: str = "",
     can_act: bool = True,
+    record_blocks: list[dict[str, Any]] | None = None,
+    decision_actions: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """The structured alert for the DSL team or case manager.
+
+    record_blocks / decision_actions: the record's parts (bot/teams/record_cards.py).
 
     status: {"state": "raised"|"acknowledged"|..., "by": name, "at": iso}
     history: later actions on the card, oldest first (same shape as status).
@@ -535,6 +541,10 @@ def alert_card(
         decisions=DECISIONS.get(concern.routing.route, DECISIONS_CASE_MANAGER),
         decide_heading=DECIDE_HEADING.get(concern.routing.route, DECIDE_CASE_MANAGER),
         hhmm=_hhmm,
+        record_blocks=record_blocks or [],
+        decision_actions=_decision_actions(concern)
+        if decision_actions is None
+        else decision_actions,
         overdue={
             d.id for d in concern.deadlines if now and datetime.fromisoformat(d.due_at) <= now
         },
@@ -559,6 +569,12 @@ def _after_child(facts: list[tuple[str, str]]) -> int:
         if label in about_child:
             index = i + 1
     return index
+
+
+def _decision_actions(concern: Concern) -> list[dict[str, Any]]:
+    from bot.teams.record_cards import decision_actions  # it builds on this module
+
+    return decision_actions(concern.id, concern.routing.route)
 
 
 def word_parts(words: str) -> list[str]:

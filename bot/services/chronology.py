@@ -1,0 +1,258 @@
+"""The child's chronology: concerns about the same child, linked by the DSL team.
+
+KCSIE's "build a picture" depends on low-level concerns being seen together. The bot only
+SUGGESTS that two concerns are about the same child (same school, a similar name, a
+compatible year group); the DSL team confirms or rejects it on the card, and only confirmed
+links count. Suggestions, counts and `child NAME` are for the DSL team only. Allegations
+about staff are never suggested, linked or listed here for the DSL team: `child NAME` shows
+them apart, and only to the case manager they were routed to. Logs carry ids and counts.
+"""
+
+from __future__ import annotations
+
+import difflib
+import logging
+import re
+import unicodedata
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from bot.services.decisions import DECISIONS
+from bot.store import StoredConcern
+from flows.routing import recipients
+
+logger = logging.getLogger(__name__)
+
+LINK_VERBS = frozenset({"link_confirm", "link_reject"})
+NAME_SIMILARITY = 0.8  # difflib ratio: "Amelia" ~ "Amelie", not "Amelia" ~ "Amir"
+SUGGESTED_AT_MOST = 3
+MAX_LISTED = 20
+
+
+# -- matching (pure) ------------------------------------------------------------------------
+
+
+def name_tokens(name: str | None) -> list[str]:
+    """Lower case, accents and punctuation dropped: 'Zoë O'Neil' -> ['zoe', 'oneil']."""
+    text = unicodedata.normalize("NFKD", name or "")
+    text = "".join(ch for ch in text if not unicodedata.combining(ch)).lower()
+    return [t for t in (re.sub(r"[^\w]", "", word) for word in text.split()) if t]
+
+
+def year_group(text: str | None) -> str | None:
+    """'Y4', 'Year 4', 'yr 4', '4C' -> '4'; 'Reception', 'RB' -> 'R'; unknown -> None."""
+    said = (text or "").strip().lower()
+    if not said or "not known" in said or said in {"?", "unknown", "skip"}:
+        return None
+    digits = re.search(r"\d+", said)
+    if digits:
+        return str(int(digits.group()))
+    if said.startswith(("rec", "r")) and len(said) <= 12:
+        return "R"
+    if said.startswith("nur"):
+        return "N"
+    return None
+
+
+def _like(a: str, b: str) -> bool:
+    if len(a) == 1 or len(b) == 1:  # an initial
+        return a[0] == b[0]
+    return a == b or difflib.SequenceMatcher(None, a, b).ratio() >= NAME_SIMILARITY
+
+
+def similar_name(a: str | None, b: str | None) -> bool:
+    """Same first name (allowing a typo), and the same surname when both give one."""
+    ta, tb = name_tokens(a), name_tokens(b)
+    if not ta or not tb or not _like(ta[0], tb[0]):
+        return False
+    if len(ta) > 1 and len(tb) > 1:
+        return _like(ta[-1], tb[-1])
+    return True
+
+
+def years_fit(earlier: str | None, later: str | None) -> bool:
+    """The same year group, or one up (the school year moved on); unknown fits anything."""
+    a, b = year_group(earlier), year_group(later)
+    if a is None or b is None or a == b:
+        return True
+    if a.isdigit() and b.isdigit():
+        return int(b) - int(a) == 1
+    return (a, b) in {("N", "R"), ("R", "1")}
+
+
+def same_child(earlier: Any, later: Any) -> bool:
+    """Whether to SUGGEST that two concerns are about one child (the DSL decides)."""
+    if earlier.school_id != later.school_id:
+        return False
+    if not similar_name(earlier.child_name, later.child_name):
+        return False
+    if not years_fit(earlier.child_year, later.child_year):
+        return False
+    # A first name alone is weak: then the year group must be known and the same.
+    if min(len(name_tokens(earlier.child_name)), len(name_tokens(later.child_name))) < 2:
+        return year_group(earlier.child_year) is not None and year_group(
+            earlier.child_year
+        ) == year_group(later.child_year)
+    return True
+
+
+def ordinal(n: int) -> str:
+    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+    return f"{n}{suffix}"
+
+
+def kind_of(concern: Any) -> str:
+    return concern.type.replace("_", " ")
+
+
+def picture(concerns: list[Any], this_id: str) -> str:
+    """'3rd concern in 8 weeks: 2 welfare, 1 disclosure' (all the linked concerns)."""
+    first, last = concerns[0].created_at, concerns[-1].created_at
+    days = max((last - first).days, 0)
+    span = f"{days} days" if days < 14 else f"{round(days / 7)} weeks"
+    counts: dict[str, int] = {}
+    for stored in concerns:
+        counts[kind_of(stored.concern)] = counts.get(kind_of(stored.concern), 0) + 1
+    kinds = ", ".join(f"{n} {k}" for k, n in sorted(counts.items(), key=lambda kv: -kv[1]))
+    if concerns[-1].id == this_id:
+        return f"{ordinal(len(concerns))} concern in {span}: {kinds}"
+    return f"{len(concerns)} concerns about this child in {span}: {kinds}"
+
+
+# -- the service -----------------------------------------------------------------------------
+
+
+@dataclass
+class CardView:
+    summary: str | None = None
+    earlier: list[str] = field(default_factory=list)  # one line per other linked concern
+    suggestions: list[tuple[str, str]] = field(default_factory=list)  # (id, described)
+
+
+class Chronology:
+    def __init__(self, store: Any, school: Any, clock: Callable[[], datetime]) -> None:
+        self.store = store
+        self.school = school
+        self.clock = clock
+
+    def _date(self, at: datetime) -> str:
+        return at.astimezone(self.school.timezone).strftime("%a %d %b %Y")
+
+    async def linked(self, stored: StoredConcern) -> list[StoredConcern]:
+        found = []
+        for concern_id in await self.store.chronology_ids(stored.id):
+            other = await self.store.get_concern(concern_id)
+            if other is not None and not other.concern.is_allegation:
+                found.append(other)
+        return found
+
+    async def suggestions(self, stored: StoredConcern) -> list[StoredConcern]:
+        """Earlier DSL concerns that may be about this child, newest first, not yet decided
+        and not already in its chronology."""
+        if stored.concern.is_allegation or not name_tokens(stored.concern.child_name):
+            return []
+        decided = await self.store.link_decisions(stored.id)
+        linked = set(await self.store.chronology_ids(stored.id))
+        out = []
+        for other in await self.store.school_concerns(
+            stored.concern.school_id, before=stored.created_at
+        ):
+            if other.id in decided or other.id in linked or other.id == stored.id:
+                continue
+            if same_child(other.concern, stored.concern):
+                out.append(other)
+                if len(out) == SUGGESTED_AT_MOST:
+                    break
+        return out
+
+    async def for_card(self, stored: StoredConcern) -> CardView:
+        view = CardView()
+        linked = await self.linked(stored)
+        if len(linked) > 1:
+            view.summary = picture(linked, stored.id)
+            view.earlier = [await self._line(o) for o in linked if o.id != stored.id]
+        for other in await self.suggestions(stored):
+            c = other.concern
+            who = ", ".join(x for x in (c.child_name, c.child_year) if x)
+            view.suggestions.append(
+                (other.id, f"{self._date(other.created_at)} - {kind_of(c)} - {who}")
+            )
+        return view
+
+    async def _line(self, other: StoredConcern) -> str:
+        entries = await self.store.record_entries(other.id)
+        done = [
+            DECISIONS[e.kind].entry
+            for e in entries
+            if e.kind in DECISIONS and e.kind not in {"add_note", "acknowledge"}
+        ]
+        state = f" - {'; '.join(done)}" if done else f" - {other.status}"
+        return f"{self._date(other.created_at)} - {kind_of(other.concern)}{state}"
+
+    async def act(
+        self, stored: StoredConcern, verb: str, data: dict, actor: str | None, now: datetime
+    ) -> str | None:
+        """Confirm or reject a suggested link; returns a refusal, or None when done."""
+        other = await self.store.get_concern(str(data.get("other_id") or ""))
+        if (
+            other is None
+            or other.id == stored.id
+            or stored.concern.is_allegation
+            or other.concern.is_allegation
+            or other.concern.school_id != stored.concern.school_id
+        ):
+            return "Those two concerns cannot be linked. Nothing was changed."
+        if verb == "link_confirm":
+            await self.store.link_concerns(
+                stored.id, other.id, stored.concern.school_id, actor, now
+            )
+        else:
+            await self.store.reject_link(stored.id, other.id, actor, now)
+        logger.info("chronology %s concern=%s other=%s", verb, stored.id, other.id)
+        return None
+
+    # -- `child NAME` ---------------------------------------------------------------------
+
+    async def lookup(self, name: str, caller: str | None) -> list[tuple[str, list[str]]]:
+        """(heading, lines) per child found: the DSL team's chronologies (linked concerns
+        together), then - only for their case manager - allegations, kept apart."""
+        out: list[tuple[str, list[str]]] = []
+        if self.school.is_dsl_team_member(caller or ""):
+            concerns = await self.store.school_concerns(self.school.id)
+            children = await self.store.child_ids(self.school.id)
+            by_id = {c.id: c for c in concerns}
+            groups: dict[str, list[StoredConcern]] = {}
+            for c in concerns:
+                if similar_name(name, c.concern.child_name):
+                    groups.setdefault(children.get(c.id, c.id), [])
+            for c in concerns:  # a linked concern joins its child's group whatever its name
+                key = children.get(c.id, c.id)
+                if key in groups:
+                    groups[key].append(c)
+            for members in groups.values():
+                members.sort(key=lambda s: s.created_at)
+                out.append(await self._group(members, by_id))
+        wanted = (caller or "").strip().lower()
+        for c in await self.store.school_concerns(self.school.id, allegations=True):
+            mine = any(p.aad_object_id == wanted for p in recipients(self.school, c.concern))
+            if wanted and mine and similar_name(name, c.concern.child_name):
+                out.append(
+                    (
+                        f"Allegation about a member of staff ({self._date(c.created_at)}) - "
+                        "you are its case manager; kept apart from the DSL's chronology",
+                        [await self._line(c)],
+                    )
+                )
+        logger.info("child lookup results=%d", len(out))
+        return out[:MAX_LISTED]
+
+    async def _group(self, members: list[StoredConcern], by_id: dict) -> tuple[str, list[str]]:
+        last = members[-1].concern
+        who = ", ".join(x for x in (last.child_name, last.child_year) if x)
+        linked = len(members) > 1
+        heading = f"{who} - {picture(members, members[-1].id)}" if linked else who
+        if not linked:
+            heading += " - not linked to other concerns"
+        return heading, [await self._line(m) for m in members[-MAX_LISTED:]]

@@ -1,0 +1,181 @@
+# The DSL's decisions over HTTP (issue 9 s1): each requires its fields, lands in the record and
+# the audit log in one go, updates the card for everyone, tells the reporter without detail.
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from bot.services.decisions import DECISIONS, decisions_for
+from tests.cardcheck import assert_valid_cards, card_texts
+from tests.e2e import ALERT_UPDATES, CARD, DSL, HEAD, OUTSIDER, REPORTER, RunningBot
+from tests.recordkit import alert_posts, filled, press, typed
+from tests.test_e2e import WALKS, report
+
+MESSAGE = "application/vnd.microsoft.activity.message"
+DSL_VERBS = [d.verb for d in decisions_for("dsl_team")] + ["add_note", "close"]
+ALLEGATION_VERBS = [d.verb for d in decisions_for("headteacher")] + ["add_note", "close"]
+
+
+async def _state(bot: RunningBot, concern_id: str) -> tuple:
+    store = bot.server.store
+    stored = await store.get_concern(concern_id)
+    actions = [e.action for e in await store.audit_entries(concern_id)]
+    return stored.status, len(await store.record_entries(concern_id)), actions
+
+
+def _concern_id(bot: RunningBot, chat_of=None) -> str:
+    from tests.e2e import concern_of
+
+    return concern_of(alert_posts(bot, chat_of)[0][2])
+
+
+async def _decide_and_check(bot: RunningBot, verb: str, user, chat_of=None) -> None:
+    decision = DECISIONS[verb]
+    concern_id = _concern_id(bot, chat_of)
+    before = await _state(bot, concern_id)
+    told_before = bot.texts_to(REPORTER)
+    updates_before = len(bot.connector.requests_to(ALERT_UPDATES, "PUT"))
+
+    # Without its fields: refused with a clear message, shown only to the presser.
+    status, body = await press(bot, verb, user=user, chat_of=chat_of)
+    assert status == 200 and body["type"] == MESSAGE, body
+    assert "fill in" in body["value"] and "Nothing was changed" in body["value"]
+    for f in decision.fields:
+        if f.required:
+            assert f.label in body["value"]
+    await bot.settle()
+    assert await _state(bot, concern_id) == before
+    assert len(bot.connector.requests_to(ALERT_UPDATES, "PUT")) == updates_before
+    assert bot.texts_to(REPORTER) == told_before
+
+    # With them: one record entry, one audit line (ids only), the card for everyone.
+    values = filled(decision)
+    status, body = await press(bot, verb, user=user, values=values, chat_of=chat_of)
+    assert status == 200 and body["type"] == CARD, body
+    await bot.settle()
+    store = bot.server.store
+    [entry] = [e for e in await store.record_entries(concern_id) if e.kind == verb]
+    assert entry.actor_aad_id == user.aad and entry.actor_name == user.name
+    assert set(entry.fields) >= {f.id for f in decision.fields if f.required}
+    for text in typed(decision, values):
+        assert text in entry.fields.values()
+    audit = [e for e in await store.audit_entries(concern_id) if e.action == decision.audit]
+    assert len(audit) == 1 and audit[0].id == entry.audit_id
+    assert not any(t in json.dumps(audit[0].detail) for t in typed(decision, values))
+    updates = bot.connector.requests_to(ALERT_UPDATES, "PUT")
+    assert len(updates) > updates_before, "the card was not updated for everyone"
+    card = updates[-1].json["attachments"][0]["content"]
+    shown = "\n".join(card_texts(card))
+    for text in typed(decision, values):
+        assert text in shown, "the record's entry is not on the card"
+    if verb not in {"add_note"}:
+        assert decision.entry in shown
+    assert_valid_cards([card, body["value"]])
+    # The reporter: told that someone acted (not for a note), never what or why.
+    told = bot.texts_to(REPORTER)[len(told_before) :]
+    if decision.tells_reporter:
+        assert "Update on your report" in told
+    else:
+        assert "Update on your report" not in told
+    for text in typed(decision, values):
+        assert text not in told
+    for word in ("social care", "police", "LADO", "early help", "parents", "low-level"):
+        assert word.lower() not in told.lower()
+    if verb == "close":
+        assert (await store.get_concern(concern_id)).status == "closed"
+        assert "actions" not in card
+
+
+@pytest.mark.parametrize("verb", DSL_VERBS)
+async def test_each_dsl_decision_requires_its_fields_and_lands_in_the_record(
+    bot: RunningBot, verb: str
+):
+    await report(bot, "disclosure", WALKS["disclosure"])
+    await _decide_and_check(bot, verb, DSL)
+
+
+@pytest.mark.parametrize("verb", ALLEGATION_VERBS)
+async def test_each_allegation_decision_is_the_case_managers_and_lands_in_the_record(
+    bot: RunningBot, verb: str
+):
+    await report(bot, "allegation", WALKS["allegation"])
+    # The DSL is not the case manager: refused, nothing changed.
+    concern_id = _concern_id(bot, HEAD)
+    before = await _state(bot, concern_id)
+    status, body = await press(bot, verb, user=DSL, chat_of=HEAD, values=filled(DECISIONS[verb]))
+    assert status == 200
+    assert body["type"] == MESSAGE and "Only the case manager" in body["value"]
+    assert (await _state(bot, concern_id))[:2] == before[:2]
+    await _decide_and_check(bot, verb, HEAD, chat_of=HEAD)
+
+
+async def test_the_card_offers_each_route_its_own_decisions(bot: RunningBot):
+    await report(bot, "disclosure", WALKS["disclosure"])
+    await report(bot, "allegation", WALKS["allegation"])
+    dsl_card = json.dumps(alert_posts(bot)[0][2])
+    head_card = json.dumps(alert_posts(bot, HEAD)[0][2])
+    for verb in DSL_VERBS:
+        assert f'"verb": "{verb}"' in dsl_card
+    for verb in ALLEGATION_VERBS:
+        assert f'"verb": "{verb}"' in head_card
+    assert '"verb": "referred_lado"' not in dsl_card
+    assert '"verb": "no_further_action"' not in head_card
+    # A decision of the other route, sent anyway, is refused at the server.
+    values = filled(DECISIONS["no_further_action"])
+    status, body = await press(bot, "no_further_action", user=HEAD, chat_of=HEAD, values=values)
+    assert status == 200
+    assert body["type"] == MESSAGE and "not a decision for this kind" in body["value"]
+
+
+async def test_a_close_without_an_outcome_changes_nothing_and_a_colleague_cannot_close(
+    bot: RunningBot,
+):
+    await report(bot, "disclosure", WALKS["disclosure"])
+    concern_id = _concern_id(bot)
+    status, body = await press(bot, "close", user=DSL, values={"close:outcome": "   "})
+    assert status == 200
+    assert body["type"] == MESSAGE and "Outcome" in body["value"]
+    assert (await bot.server.store.get_concern(concern_id)).status == "raised"
+    values = filled(DECISIONS["close"])
+    status, body = await press(bot, "close", user=OUTSIDER, values=values)
+    assert status == 200
+    assert body["type"] == MESSAGE and "Only the DSL team" in body["value"]
+    assert (await bot.server.store.get_concern(concern_id)).status == "raised"
+    assert await bot.server.store.record_entries(concern_id) == []
+
+
+async def test_parents_not_informed_needs_the_reason_why_not(bot: RunningBot):
+    await report(bot, "disclosure", WALKS["disclosure"])
+    concern_id = _concern_id(bot)
+    no_reason = {"parents_informed:informed": "No - not informed"}
+    status, body = await press(bot, "parents_informed", user=DSL, values=no_reason)
+    assert status == 200
+    assert body["type"] == MESSAGE and "Why not" in body["value"]
+    informed = {"parents_informed:informed": "Yes - informed"}
+    status, body = await press(bot, "parents_informed", user=DSL, values=informed)
+    assert status == 200
+    assert body["type"] == CARD
+    [entry] = await bot.server.store.record_entries(concern_id)
+    assert entry.fields == {"informed": "Yes - informed"}
+
+
+async def test_an_acknowledgement_is_a_record_entry_too(bot: RunningBot):
+    await report(bot, "disclosure", WALKS["disclosure"])
+    concern_id = _concern_id(bot)
+    status, body = await press(bot, "acknowledge", user=DSL)
+    assert status == 200
+    assert body["type"] == CARD
+    [entry] = await bot.server.store.record_entries(concern_id)
+    assert (entry.kind, entry.actor_name) == ("acknowledge", DSL.name)
+
+
+async def test_decisions_never_put_what_was_typed_in_the_logs(bot: RunningBot, caplog):
+    caplog.set_level("DEBUG")
+    await report(bot, "disclosure", WALKS["disclosure"])
+    values = filled(DECISIONS["no_further_action"])
+    await press(bot, "no_further_action", user=DSL, values=values)
+    await bot.settle()
+    for text in typed(DECISIONS["no_further_action"], values):
+        assert text not in caplog.text
+    assert "record entry" in caplog.text
