@@ -115,7 +115,7 @@ def picture(concerns: list[Any], this_id: str) -> str:
     counts: dict[str, int] = {}
     for stored in concerns:
         counts[kind_of(stored.concern)] = counts.get(kind_of(stored.concern), 0) + 1
-    kinds = ", ".join(f"{n} {k}" for k, n in sorted(counts.items(), key=lambda kv: -kv[1]))
+    kinds = ", ".join(f"{n} {k}" for k, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
     if concerns[-1].id == this_id:
         return f"{ordinal(len(concerns))} concern in {span}: {kinds}"
     return f"{len(concerns)} concerns about this child in {span}: {kinds}"
