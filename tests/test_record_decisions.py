@@ -179,3 +179,19 @@ async def test_decisions_never_put_what_was_typed_in_the_logs(bot: RunningBot, c
     for text in typed(DECISIONS["no_further_action"], values):
         assert text not in caplog.text
     assert "record entry" in caplog.text
+
+
+async def test_what_the_dsl_typed_is_sealed_at_rest(bot: RunningBot):
+    from tests.test_at_rest import raw_bytes
+
+    await report(bot, "disclosure", WALKS["disclosure"])
+    values = filled(DECISIONS["referred_social_care"])
+    values["referred_social_care:social_worker"] = "Priya Socialworker"
+    status, body = await press(bot, "referred_social_care", user=DSL, values=values)
+    assert status == 200 and body["type"] == CARD
+    await bot.settle()
+    [entry] = await bot.server.store.record_entries(_concern_id(bot))
+    assert entry.fields["social_worker"] == "Priya Socialworker"  # stored, and read back
+    on_disk = raw_bytes(bot.data_dir)
+    for secret in ("Priya Socialworker", "referred_social_care reference"):
+        assert secret.encode() not in on_disk, secret

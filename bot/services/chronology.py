@@ -14,6 +14,7 @@ import difflib
 import logging
 import re
 import unicodedata
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -29,6 +30,7 @@ LINK_VERBS = frozenset({"link_confirm", "link_reject"})
 NAME_SIMILARITY = 0.8  # difflib ratio: "Amelia" ~ "Amelie", not "Amelia" ~ "Amir"
 SUGGESTED_AT_MOST = 3
 MAX_LISTED = 20
+CACHED = 256  # concerns whose matches are kept in memory
 
 
 # -- matching (pure) ------------------------------------------------------------------------
@@ -136,6 +138,7 @@ class Chronology:
         self.store = store
         self.school = school
         self.clock = clock
+        self._cache: OrderedDict[tuple, list[StoredConcern]] = OrderedDict()
 
     def _date(self, at: datetime) -> str:
         return at.astimezone(self.school.timezone).strftime("%a %d %b %Y")
@@ -156,16 +159,33 @@ class Chronology:
         decided = await self.store.link_decisions(stored.id)
         linked = set(await self.store.chronology_ids(stored.id))
         out = []
-        for other in await self.store.school_concerns(
-            stored.concern.school_id, before=stored.created_at
-        ):
+        for other in await self._matches(stored):
             if other.id in decided or other.id in linked or other.id == stored.id:
                 continue
-            if same_child(other.concern, stored.concern):
-                out.append(other)
-                if len(out) == SUGGESTED_AT_MOST:
-                    break
+            out.append(other)
+            if len(out) == SUGGESTED_AT_MOST:
+                break
         return out
+
+    async def _matches(self, stored: StoredConcern) -> list[StoredConcern]:
+        """Every earlier concern that may be this child's, newest first. Matching opens every
+        earlier concern of the school (names are sealed at rest), so the answer is kept
+        until the school's earlier concerns change (a card is rendered many times)."""
+        c = stored.concern
+        stamp = await self.store.school_concerns_stamp(c.school_id, stored.created_at)
+        key = (stored.id, c.child_name, c.child_year, stamp)
+        if key in self._cache:
+            self._cache.move_to_end(key)
+            return self._cache[key]
+        found = [
+            other
+            for other in await self.store.school_concerns(c.school_id, before=stored.created_at)
+            if other.id != stored.id and same_child(other.concern, c)
+        ]
+        self._cache[key] = found
+        while len(self._cache) > CACHED:
+            self._cache.popitem(last=False)
+        return found
 
     async def for_card(self, stored: StoredConcern) -> CardView:
         view = CardView()

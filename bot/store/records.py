@@ -157,6 +157,19 @@ class RecordsMixin(StoreCore):
 
         return await self._run(work)
 
+    async def school_concerns_stamp(self, school_id: str, before: datetime) -> tuple[int, str]:
+        """How many DSL-team concerns the school raised before `before`, and when any of them
+        last changed: a matcher's cached answer is good while this is unchanged."""
+        since = self._now(before)
+        row = await self._run(
+            lambda conn: conn.execute(
+                "SELECT COUNT(*), MAX(updated_at) FROM concerns WHERE school_id = ?"
+                " AND routing = 'dsl_team' AND status != 'draft' AND created_at < ?",
+                (school_id, since),
+            ).fetchone()
+        )
+        return int(row[0]), row[1] or ""
+
     async def child_ids(self, school_id: str) -> dict[str, str]:
         """concern id -> child id, for every linked concern of the school."""
         return await self._run(
