@@ -10,9 +10,10 @@ from bot.services.decisions import DECISIONS, decisions_for
 from tests.cardcheck import assert_valid_cards, card_texts
 from tests.e2e import ALERT_UPDATES, CARD, DSL, HEAD, OUTSIDER, REPORTER, RunningBot
 from tests.recordkit import alert_posts, filled, press, typed
-from tests.test_e2e import WALKS, report
+from tests.test_e2e import WALKS, WORDS, report
 
 MESSAGE = "application/vnd.microsoft.activity.message"
+TEAMS_LIMIT = 28_000  # bytes of one message Teams accepts, about
 DSL_VERBS = [d.verb for d in decisions_for("dsl_team")] + ["add_note", "close"]
 ALLEGATION_VERBS = [d.verb for d in decisions_for("headteacher")] + ["add_note", "close"]
 
@@ -110,22 +111,66 @@ async def test_each_allegation_decision_is_the_case_managers_and_lands_in_the_re
     await _decide_and_check(bot, verb, HEAD, chat_of=HEAD)
 
 
-async def test_the_card_offers_each_route_its_own_decisions(bot: RunningBot):
+async def test_record_a_decision_opens_each_routes_decisions_for_the_presser_only(
+    bot: RunningBot,
+):
     await report(bot, "disclosure", WALKS["disclosure"])
     await report(bot, "allegation", WALKS["allegation"])
-    dsl_card = json.dumps(alert_posts(bot)[0][2])
-    head_card = json.dumps(alert_posts(bot, HEAD)[0][2])
-    for verb in DSL_VERBS:
-        assert f'"verb": "{verb}"' in dsl_card
-    for verb in ALLEGATION_VERBS:
-        assert f'"verb": "{verb}"' in head_card
-    assert '"verb": "referred_lado"' not in dsl_card
-    assert '"verb": "no_further_action"' not in head_card
+    await bot.settle()
+    updates = len(bot.connector.requests_to(ALERT_UPDATES, "PUT"))
+    status, body = await press(bot, "decision_form", user=DSL)
+    assert status == 200 and body["type"] == CARD
+    dsl_form = json.dumps(body["value"])
+    status, body = await press(bot, "decision_form", user=HEAD, chat_of=HEAD)
+    assert status == 200 and body["type"] == CARD
+    head_form = json.dumps(body["value"])
+    assert_valid_cards([json.loads(dsl_form), json.loads(head_form)])
+    for verb in DSL_VERBS[:-2]:
+        assert f'"verb": "{verb}"' in dsl_form
+    for verb in ALLEGATION_VERBS[:-2]:
+        assert f'"verb": "{verb}"' in head_form
+    assert '"verb": "referred_lado"' not in dsl_form
+    assert '"verb": "no_further_action"' not in head_form
+    # Opening the form changes nothing and updates no one else's card; a colleague is refused.
+    await bot.settle()
+    assert len(bot.connector.requests_to(ALERT_UPDATES, "PUT")) == updates
+    status, body = await press(bot, "decision_form", user=OUTSIDER)
+    assert body["type"] == MESSAGE and "Only the DSL team" in body["value"]
+    # Back to the alert, as it stands.
+    status, body = await press(bot, "show_alert", user=DSL)
+    assert body["type"] == CARD and "Record a decision" in json.dumps(body["value"])
     # A decision of the other route, sent anyway, is refused at the server.
     values = filled(DECISIONS["no_further_action"])
     status, body = await press(bot, "no_further_action", user=HEAD, chat_of=HEAD, values=values)
     assert status == 200
     assert body["type"] == MESSAGE and "not a decision for this kind" in body["value"]
+
+
+async def test_the_alert_stays_under_teams_size_limit_however_long_the_record(
+    bot: RunningBot,
+):
+    from bot.teams.cards import card_bytes
+
+    long_words = "".join(f"line {i}: she said it again and again.\n" for i in range(600))
+    answers = list(WALKS["disclosure"])
+    answers[answers.index(WORDS)] = long_words
+    await report(bot, "disclosure", answers)
+    reason = "Because " + "x" * 1990
+    for n in range(8):
+        values = {"no_further_action:outcome": "Monitor in school"}
+        values["no_further_action:reason"] = f"{n} {reason}"[:2000]
+        status, body = await press(bot, "no_further_action", user=DSL, values=values)
+        assert status == 200 and body["type"] == CARD, body
+    await bot.settle()
+    cards = [r.json for r in bot.connector.requests_to(ALERT_UPDATES, "PUT")]
+    # Teams refuses a message over about 28 KB. (The alert of such long words is already
+    # at MAX_CARD_BYTES without any record: the record must not add more than its newest.)
+    assert cards and all(card_bytes(c) < TEAMS_LIMIT for c in cards)
+    last = "\n".join(card_texts(cards[-1]["attachments"][0]["content"]))
+    assert "not shown here (card size)" in last and "cut here on the card" in last
+    assert "7 Because" in last  # the newest entry is the one kept
+    entries = await bot.server.store.record_entries(_concern_id(bot))
+    assert len(entries) == 8 and all(len(e.fields["reason"]) == 2000 for e in entries[1:])
 
 
 async def test_a_close_without_an_outcome_changes_nothing_and_a_colleague_cannot_close(

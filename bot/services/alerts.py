@@ -51,14 +51,23 @@ from bot.store import (
     TimerSpec,
 )
 from bot.teams.cards import (
+    MAX_CARD_BYTES,
     Mentioned,
     alert_card,
     alert_fallback_text,
+    card_bytes,
     card_summary,
     word_parts,
     words_card,
 )
-from bot.teams.record_cards import chronology_block, decision_actions, field_values, record_block
+from bot.teams.record_cards import (
+    VIEW_VERBS,
+    chronology_block,
+    decision_actions,
+    decision_form,
+    field_values,
+    record_block,
+)
 from dialogs.replies import Event
 from dialogs.session import recipient
 from flows.calendar import working_days_for
@@ -74,6 +83,7 @@ MAX_ATTEMPTS = 12
 SEND_TIMEOUT_SECONDS = 60
 REPLY_GRACE_SECONDS = 10  # a turn's durable replies wait this long for the turn to send them
 TELL_REPORTER_AT_ATTEMPTS = {1, 6}
+RECORD_SHOWN = 300  # characters of a decision's reason on a card too big for all of it
 RESEND_NOTICE = {
     "type": "TextBlock",
     "text": "Sent again: an earlier attempt may also have reached this channel. It is the same "
@@ -727,7 +737,7 @@ class AlertService:
         """A button on the alert: a decision (checked for what it must record), or a
         chronology link. `values`: the action's data (the boxes of the decision's card)."""
         stored = await self.store.get_concern(concern_id)
-        known = verb in DECISIONS or verb in LINK_VERBS
+        known = verb in DECISIONS or verb in LINK_VERBS or verb in VIEW_VERBS
         if stored is None or not known:
             return ActResult(False, None, "That alert or action is not known.")
         if not self.may_act(stored, actor_aad_id):
@@ -741,6 +751,13 @@ class AlertService:
             card = await self.render(stored)
             return ActResult(False, card, f"{told} Nothing was changed.", stored)
         data = dict(values or {})
+        if verb in VIEW_VERBS:  # shown to the presser only; nothing is changed
+            if verb == "decision_form" and stored.status != "closed":
+                route = stored.concern.routing.route
+                return ActResult(
+                    True, decision_form(stored.id, route, stored.concern.title), "", stored
+                )
+            return ActResult(True, await self.render(stored), "", stored)
         if verb in LINK_VERBS:
             message = await self.chronology.act(stored, verb, data, actor_aad_id, self.clock())
             if message:
@@ -981,34 +998,50 @@ class AlertService:
             {"state": "note", "by": n.label, "at": n.at, "text": n.value}
             for n in stored.concern.notes
         ]
-        return alert_card(
-            stored.concern,
-            recipient=recipient(school, stored.concern.routing.route, stored.concern.subject_ids),
-            history=history + notes,
-            escalations=escalations,
-            now=self.clock(),
-            mentions=self._mentions(stored.concern) if first_post else (),
-            refresh_ids=self._refresh_ids(stored.concern),
-            viewer_line=self._viewer_line(stored, viewer),
-            can_act=viewer is None or self.may_act(stored, viewer),
-            record_blocks=await self._record_blocks(stored),
-            decision_actions=decision_actions(stored.id, stored.concern.routing.route),
-        )
-
-    async def _record_blocks(self, stored: StoredConcern) -> list[dict[str, Any]]:
-        """The record of decisions, then (DSL alerts only) the child's chronology. Notes
-        and the pick-up have their own lines on the card already."""
         entries = await self.store.record_entries(stored.id)
         lines = entry_lines(
             entries,
-            lambda at: _when(at, self.school),
-            skip=frozenset({"add_note", "acknowledge"}),
+            lambda at: _when(at, school),
+            skip=frozenset({"add_note", "acknowledge"}),  # they have their own lines
         )
-        blocks = [record_block(lines)]
-        if not stored.concern.is_allegation:
+        view = None
+        # Allegations are never in a chronology; a viewer who may not act never sees one.
+        if not stored.concern.is_allegation and (viewer is None or self.may_act(stored, viewer)):
             view = await self.chronology.for_card(stored)
-            blocks.append(chronology_block(stored.id, view.summary, view.earlier, view.suggestions))
-        return [b for b in blocks if b]
+
+        def build(left_off: int = 0, cut: int | None = None) -> dict[str, Any]:
+            blocks = [record_block(lines[left_off:], left_off=left_off, cut=cut)]
+            if view is not None:
+                blocks.append(
+                    chronology_block(stored.id, view.summary, view.earlier, view.suggestions)
+                )
+            return alert_card(
+                stored.concern,
+                recipient=recipient(
+                    school, stored.concern.routing.route, stored.concern.subject_ids
+                ),
+                history=history + notes,
+                escalations=escalations,
+                now=self.clock(),
+                mentions=self._mentions(stored.concern) if first_post else (),
+                refresh_ids=self._refresh_ids(stored.concern),
+                viewer_line=self._viewer_line(stored, viewer),
+                can_act=viewer is None or self.may_act(stored, viewer),
+                record_blocks=[b for b in blocks if b],
+                decision_actions=decision_actions(stored.id, stored.concern.routing.route),
+            )
+
+        # Teams refuses a message over about 28 KB: the record gives way, saying so - long
+        # reasons are cut on the card, then the oldest entries left to the record itself
+        # (the newest always shows).
+        card = build()
+        if card_bytes(card) > MAX_CARD_BYTES and lines:
+            card = build(cut=RECORD_SHOWN)
+            left_off = 0
+            while card_bytes(card) > MAX_CARD_BYTES and left_off < len(lines) - 1:
+                left_off += 1
+                card = build(left_off, RECORD_SHOWN)
+        return card
 
 
 def _thread(conversation_id: str | None) -> str:

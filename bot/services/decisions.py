@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-MAX_CHARS = 4000  # the card's boxes allow 2000; anything longer did not come from the card
+MAX_CHARS = 2000  # what the card's boxes allow; anything longer did not come from the card
 
 DSL = "dsl_team"
 ALLEGATION = "allegation"

@@ -623,6 +623,15 @@ class SafeguardingBot(TeamsActivityHandler):
             # Says only who may act; nothing about the concern.
             await turn_context.send_activity(result.message)
             return
+        if result.card and value.get("verb") == "decision_form":
+            # Older clients: the decisions come as a card of their own, not over the alert.
+            await turn_context.send_activity(
+                Activity(
+                    type=ActivityTypes.message,
+                    attachments=[Attachment(content_type=CARD, content=result.card)],
+                )
+            )
+            return
         if result.card and turn_context.activity.reply_to_id:
             updated = Activity(
                 id=turn_context.activity.reply_to_id,

@@ -111,27 +111,21 @@ def _show(decision: Decision, concern_id: str, save: str = "Save") -> dict[str, 
     }
 
 
+FORM = "decision_form"  # opens the decisions for the presser only (a follow-up card)
+BACK = "show_alert"  # from the form, back to the alert as it stands
+VIEW_VERBS = frozenset({FORM, BACK})
+
+
 def decision_actions(concern_id: str, route: str) -> list[dict[str, Any]]:
-    """Record a decision (each with its fields), Add note, Close (outcome required)."""
-    shown = [_show(d, concern_id) for d in decisions_for(route)]
-    sets = [{"type": "ActionSet", "actions": shown[i : i + 4]} for i in range(0, len(shown), 4)]
+    """Record a decision (a follow-up card, so the alert stays small), Add note, Close."""
+    data = {"concern_id": concern_id}
+    title = "Record a decision"
     decide = {
-        "type": "Action.ShowCard",
-        "title": "Record a decision",
-        "card": {
-            "type": "AdaptiveCard",
-            "body": [
-                {
-                    "type": "TextBlock",
-                    "text": "Each decision is kept in this concern's record with your name, the "
-                    "time and your reasons. The reporter is told that it was acted on, "
-                    "never the detail.",
-                    "wrap": True,
-                    "isSubtle": True,
-                },
-                *sets,
-            ],
-        },
+        "type": "Action.Execute",
+        "title": title,
+        "verb": FORM,
+        "data": data,
+        "fallback": {"type": "Action.Submit", "title": title, "data": {"verb": FORM, **data}},
     }
     return [
         decide,
@@ -140,13 +134,74 @@ def decision_actions(concern_id: str, route: str) -> list[dict[str, Any]]:
     ]
 
 
-def record_block(lines: list[tuple[str, list[tuple[str, str]]]]) -> dict[str, Any] | None:
-    """The record's timeline: one heading per entry (when - what - who), then its fields."""
+def decision_form(concern_id: str, route: str, title: str) -> dict[str, Any]:
+    """The decisions this alert's route offers, each opening the fields it must record.
+    Shown only to the person who pressed "Record a decision" (the invoke's answer)."""
+    shown = [_show(d, concern_id) for d in decisions_for(route)]
+    sets = [{"type": "ActionSet", "actions": shown[i : i + 3]} for i in range(0, len(shown), 3)]
+    back = "Back to the alert"
+    data = {"concern_id": concern_id}
+    return {
+        "type": "AdaptiveCard",
+        "$schema": "http://adaptivecards.io/schemas/adaptive-card.json",
+        "version": "1.5",
+        "fallbackText": "Record a decision",
+        "body": [
+            {
+                "type": "TextBlock",
+                "text": "Record a decision",
+                "wrap": True,
+                "weight": "Bolder",
+                "size": "Medium",
+            },
+            {"type": "TextBlock", "text": title, "wrap": True},
+            {
+                "type": "TextBlock",
+                "text": "Each decision is kept in this concern's record with your name, the "
+                "time and your reasons, and shown on the alert for the team. The reporter is "
+                "told that it was acted on, never the detail.",
+                "wrap": True,
+                "isSubtle": True,
+            },
+            *sets,
+        ],
+        "actions": [
+            {
+                "type": "Action.Execute",
+                "title": back,
+                "verb": BACK,
+                "data": data,
+                "fallback": {
+                    "type": "Action.Submit",
+                    "title": back,
+                    "data": {"verb": BACK, **data},
+                },
+            }
+        ],
+    }
+
+
+def record_block(
+    lines: list[tuple[str, list[tuple[str, str]]]], *, left_off: int = 0, cut: int | None = None
+) -> dict[str, Any] | None:
+    """The record's timeline: one heading per entry (when - what - who), then its fields.
+    A card has a size limit: `left_off` earlier entries, and text past `cut` characters,
+    are not shown here, and the card says so (the record keeps every word)."""
     if not lines:
         return None
     items: list[dict[str, Any]] = [
         {"type": "TextBlock", "text": "Record of decisions", "wrap": True, "weight": "Bolder"}
     ]
+    if left_off:
+        items.append(
+            {
+                "type": "TextBlock",
+                "text": f"{left_off} earlier entr{'y is' if left_off == 1 else 'ies are'} not "
+                "shown here (card size); every entry is kept in the concern's record.",
+                "wrap": True,
+                "isSubtle": True,
+            }
+        )
     for heading, fields in lines:
         items.append(
             {
@@ -156,6 +211,8 @@ def record_block(lines: list[tuple[str, list[tuple[str, str]]]]) -> dict[str, An
             }
         )
         for label, value in fields:
+            if cut is not None and len(value) > cut:
+                value = value[:cut] + " [... cut here on the card; kept whole in the record]"
             items.extend(verbatim(f"{label}: {value}"))
     return {"type": "Container", "separator": True, "items": items}
 
