@@ -211,3 +211,56 @@ async def test_an_allegation_never_appears_in_a_chronology_others_can_see(bot: R
     assert status == 200
     assert body["type"] == MESSAGE and "cannot be linked" in body["value"]
     assert await bot.server.store.chronology_ids(allegation_id) == []
+
+
+# Every allegation route, every person of the school: an allegation is seen in a chronology
+# (card, suggestion, `child NAME`) only by a case manager it was routed to.
+ROUTES = ("headteacher", "chair_of_governors", "lado")
+
+
+@pytest.mark.parametrize("route", ROUTES)
+async def test_no_one_but_its_case_manager_ever_sees_an_allegation_in_a_chronology(
+    store, route: str
+):
+    from datetime import UTC, datetime, timedelta
+
+    from bot.services.chronology import Chronology
+    from flows.concern import Concern, Reporter, Routing
+    from flows.routing import named_people, recipients
+    from tests.e2e import SCHOOL
+
+    at = datetime(2026, 11, 2, 9, tzinfo=UTC)
+
+    def concern(cid: str, on: str) -> Concern:
+        return Concern(
+            id=cid,
+            type="allegation" if on != "dsl_team" else "welfare",
+            title="t",
+            school_id=SCHOOL.id,
+            reporter=Reporter("R", REPORTER.aad),
+            status="final",
+            started_at=at.isoformat(),
+            child_name=CHILD,
+            child_year="Y4",
+            routing=Routing(on, ""),
+        )
+
+    await store.save_concern(concern("alleg", route), at=at)
+    await store.save_concern(concern("dsl-1", "dsl_team"), at=at + timedelta(days=1))
+    await store.save_concern(concern("dsl-2", "dsl_team"), at=at + timedelta(days=2))
+    chronology = Chronology(store, SCHOOL, lambda: at)
+    later = await store.get_concern("dsl-2")
+    assert [s.id for s in await chronology.suggestions(later)] == ["dsl-1"]
+    view = await chronology.for_card(later)
+    assert all(other != "alleg" for other, _ in view.suggestions)
+    allowed = {
+        p.aad_object_id for p in recipients(SCHOOL, (await store.get_concern("alleg")).concern)
+    }
+    people = {p.aad_object_id for p in named_people(SCHOOL) if p} | {OUTSIDER.aad, REPORTER.aad}
+    for person in people:
+        found = await chronology.lookup(CHILD, person)
+        sees = any("Allegation about a member of staff" in title for title, _ in found)
+        assert sees == (person in allowed), (route, person)
+    # Linking it is refused whoever asks.
+    refused = await chronology.act(later, "link_confirm", {"other_id": "alleg"}, DSL.aad, at)
+    assert refused and await store.chronology_ids("alleg") == []

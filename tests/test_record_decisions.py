@@ -240,3 +240,35 @@ async def test_what_the_dsl_typed_is_sealed_at_rest(bot: RunningBot):
     on_disk = raw_bytes(bot.data_dir)
     for secret in ("Priya Socialworker", "referred_social_care reference"):
         assert secret.encode() not in on_disk, secret
+
+
+async def test_older_clients_action_submit_decides_the_same_way(bot: RunningBot):
+    from tests.e2e import CHANNEL, TENANT, concern_of
+
+    await report(bot, "disclosure", WALKS["disclosure"])
+    conversation, root, card = alert_posts(bot)[0]
+    concern_id = concern_of(card)
+
+    def submit(values: dict) -> dict:
+        activity = bot.base(
+            DSL,
+            {"id": conversation.id, "conversationType": "channel", "tenantId": TENANT},
+            type="message",
+            replyToId=root,
+            value={"verb": "close", "concern_id": concern_id, **values},
+        )
+        activity["channelData"].update({"channel": {"id": CHANNEL}})
+        return activity
+
+    before = len(bot.connector.sent_activities(conversation.id))
+    status, _ = await bot.post(submit({}))
+    assert status in (200, 201)
+    said = bot.connector.sent_activities(conversation.id)[before:]
+    assert any("Outcome" in (a.get("text") or "") for a in said)
+    assert (await bot.server.store.get_concern(concern_id)).status == "raised"
+    status, _ = await bot.post(submit({"close:outcome": "Spoke to mum; monitoring ended"}))
+    assert status in (200, 201)
+    await bot.settle()
+    assert (await bot.server.store.get_concern(concern_id)).status == "closed"
+    [entry] = await bot.server.store.record_entries(concern_id)
+    assert entry.fields == {"outcome": "Spoke to mum; monitoring ended"}
