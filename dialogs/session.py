@@ -36,7 +36,8 @@ HELP = (
     "must act. Type or press:\n"
     "- 'report' (or just tell me what happened) to start a report\n"
     "- 'back' to change your last answer, 'cancel' to stop\n"
-    "- 'my reports' to see what happened to reports you made ('open concerns': DSL team)\n"
+    "- 'my reports' to see what happened to reports you made ('open concerns' and 'child "
+    "NAME' for a child's chronology: DSL team)\n"
     "- 'not acted on' if you feel a concern you reported has not been addressed\n"
     "- 'contacts', or a name like 'lado', 'police', 'out of hours', 'dsl' for a number"
 )
