@@ -264,3 +264,17 @@ async def test_no_one_but_its_case_manager_ever_sees_an_allegation_in_a_chronolo
     # Linking it is refused whoever asks.
     refused = await chronology.act(later, "link_confirm", {"other_id": "alleg"}, DSL.aad, at)
     assert refused and await store.chronology_ids("alleg") == []
+
+
+async def test_linking_and_looking_up_never_log_a_name(bot: RunningBot, caplog):
+    from tests.e2e import concern_of
+
+    caplog.set_level("DEBUG")
+    await _two_concerns(bot)
+    first_id = concern_of(_channel_cards(bot)[0])
+    await press(bot, "link_confirm", user=DSL, which=1, values={"other_id": first_id})
+    await _lookup(bot, f"child {CHILD}", DSL)
+    await bot.settle()
+    assert "chronology link_confirm" in caplog.text and "child lookup" in caplog.text
+    for secret in (CHILD, "Amelia", "Testchild"):
+        assert secret not in caplog.text
