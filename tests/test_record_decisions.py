@@ -272,3 +272,23 @@ async def test_older_clients_action_submit_decides_the_same_way(bot: RunningBot)
     assert (await bot.server.store.get_concern(concern_id)).status == "closed"
     [entry] = await bot.server.store.record_entries(concern_id)
     assert entry.fields == {"outcome": "Spoke to mum; monitoring ended"}
+
+
+async def test_each_decision_is_in_the_exported_record_once_with_its_reasons(bot: RunningBot):
+    from bot.records.export import records_json
+    from bot.records.service import RecordsService
+    from tests.e2e import SCHOOL
+
+    await report(bot, "disclosure", WALKS["disclosure"])
+    for verb in ("acknowledge", "referred_social_care", "add_note", "parents_informed"):
+        status, body = await press(bot, verb, user=DSL, values=filled(DECISIONS[verb]))
+        assert status == 200 and body["type"] == CARD, body
+    store = bot.server.store
+    stored = await store.get_concern(_concern_id(bot))
+    service = RecordsService(SCHOOL, store, bot.clock)
+    timeline = json.loads(records_json([await service.record(stored, DSL.name)]))
+    text = json.dumps(timeline, ensure_ascii=False)
+    assert text.count("Referred to children's social care") == 1
+    assert text.count("add_note note") == 1  # the note once, not twice
+    assert "How was the referral made: In person" in text
+    assert "Why not: parents_informed why_not" in text

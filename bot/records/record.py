@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from bot.services.decisions import DECISIONS, short_label
 from bot.services.timing import deadline_met_at
 from flows.catalogue import catalogue
 from flows.concern import ROUTES, Concern
@@ -186,7 +187,8 @@ def build_record(
         moment = datetime.fromisoformat(at) if isinstance(at, str) else at
         return moment.astimezone(tz).isoformat(timespec="seconds")
 
-    decided = [_decision_entry(d, when) for d in decisions]
+    # A note is in the concern's notes too (shown once, below, as "Note added").
+    decided = [_decision_entry(d, when) for d in decisions if getattr(d, "kind", "") != "add_note"]
     # An audit line written with a decision entry is shown once, as the decision (with why).
     decided_audit = {getattr(d, "audit_id", None) for d in decisions} - {None}
     timeline: list[Entry] = [Entry(when(concern.raised_at), concern.reporter.name, "Report raised")]
@@ -276,12 +278,16 @@ def _detail(detail: Mapping[str, Any]) -> str:
 def _decision_entry(decision: Any, when: Any) -> Entry:
     """A DSL decision entry (issue 9 s1): what was decided, and every field entered with it."""
     fields = getattr(decision, "fields", None) or {}
-    why = "; ".join(f"{_humanise(k)}: {v}" for k, v in fields.items())
     kind = str(getattr(decision, "kind", "") or "decision")
+    known = DECISIONS.get(kind)  # named as the card names it, fields in the card's order
+    labels = {f.id: short_label(f.label) for f in known.fields} if known else {}
+    order = [f.id for f in known.fields] if known else []
+    keys = [k for k in order if k in fields] + [k for k in fields if k not in order]
+    why = "; ".join(f"{labels.get(k) or _humanise(k)}: {fields[k]}" for k in keys)
     return Entry(
         when(getattr(decision, "at", None)),
         str(getattr(decision, "actor_name", "") or ""),
-        ACTIONS.get(kind, _humanise(kind)),
+        known.entry if known else ACTIONS.get(kind, _humanise(kind)),
         why,
     )
 

@@ -228,5 +228,10 @@ def refusal(decision: Decision, problems: list[str]) -> str:
     return f'To record "{decision.entry}", fill in: {"; ".join(problems)}. Nothing was changed.'
 
 
+def short_label(label: str) -> str:
+    """A box's label as a record's label: without the '(required ...)' hints."""
+    return label.split(" (")[0].rstrip("?")
+
+
 def _text(value: Any) -> str:
     return value.strip() if isinstance(value, str) else ""

@@ -25,7 +25,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from bot.services.decisions import DECISIONS, Decision
+from bot.services.decisions import DECISIONS, Decision, short_label
 from bot.store import RecordEntry, StoredConcern
 
 logger = logging.getLogger(__name__)
@@ -63,17 +63,12 @@ def entry_lines(
         decision = DECISIONS.get(entry.kind)
         what = decision.entry if decision else entry.kind
         labels = {f.id: f.label for f in decision.fields} if decision else {}
-        fields = [(_short(labels.get(k, k)), v) for k, v in entry.fields.items()]
+        fields = [(short_label(labels.get(k, k)), v) for k, v in entry.fields.items()]
         if decision:  # in the decision's own order
             order = [f.id for f in decision.fields]
-            fields = [(_short(labels[k]), entry.fields[k]) for k in order if k in entry.fields]
+            fields = [(short_label(labels[k]), entry.fields[k]) for k in order if k in entry.fields]
         out.append((f"{when(entry.at)} - {what} - {entry.actor_name}", fields))
     return out
-
-
-def _short(label: str) -> str:
-    """A box's label as a record's label: without the '(required ...)' hints."""
-    return label.split(" (")[0].rstrip("?")
 
 
 def feedback(concern: Any, decision: Decision, at: str) -> str:
