@@ -278,3 +278,41 @@ async def test_linking_and_looking_up_never_log_a_name(bot: RunningBot, caplog):
     assert "chronology link_confirm" in caplog.text and "child lookup" in caplog.text
     for secret in (CHILD, "Amelia", "Testchild"):
         assert secret not in caplog.text
+
+
+async def test_in_a_trust_each_school_keeps_its_own_chronology(store):
+    from datetime import UTC, datetime, timedelta
+
+    from bot.services.chronology import Chronology
+    from flows.concern import Concern, Reporter
+    from flows.directory import SchoolDirectory
+    from tests.e2e import ROOT
+
+    trust = SchoolDirectory.load(ROOT / "profiles" / "hera-trust.yaml")
+    a, b = trust.schools[:2]
+    at = datetime(2026, 11, 2, 9, tzinfo=UTC)
+    for n, school in enumerate((a, b, a)):
+        concern = Concern(
+            id=f"c{n}",
+            type="welfare",
+            title="t",
+            school_id=school.id,
+            reporter=Reporter("R", REPORTER.aad),
+            status="final",
+            started_at=at.isoformat(),
+            child_name=CHILD,
+            child_year="Y4",
+        )
+        await store.save_concern(concern, at=at + timedelta(days=n))
+    chronology = Chronology(store, trust, lambda: at)
+    # The same name at another school of the trust is never suggested.
+    latest = await store.get_concern("c2")
+    assert [s.id for s in await chronology.suggestions(latest)] == ["c0"]
+    assert await chronology.act(latest, "link_confirm", {"other_id": "c1"}, a.dsl.aad_object_id, at)
+    # `child NAME`: each DSL sees their own school's concerns only.
+    seen_by_a = "\n".join(
+        t + "\n" + "\n".join(lines)
+        for t, lines in await chronology.lookup(CHILD, a.dsl.aad_object_id)
+    )
+    assert a.name in seen_by_a and b.name not in seen_by_a
+    assert "Mon 02 Nov 2026" in seen_by_a and "Tue 03 Nov 2026" not in seen_by_a

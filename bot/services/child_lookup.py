@@ -57,10 +57,9 @@ def child_query(
     return " ".join(words)
 
 
-async def child_replies(
-    chronology: Chronology, school: Any, caller: str | None, name: str
-) -> list[Activity | str]:
-    if not school.is_dsl_team_member(caller or "") and not is_case_manager(school, caller):
+async def child_replies(chronology: Chronology, caller: str | None, name: str) -> list:
+    """The chronology card (or the refusal) for `child NAME`."""
+    if not chronology.may_look_up(caller):
         return [REFUSED]
     found = await chronology.lookup(name, caller)
     if not found:
@@ -96,12 +95,7 @@ async def child_replies(
     out["fallbackText"] = f"Chronology: {len(found)} found"
     return [
         Activity(
-            type=ActivityTypes.message, attachments=[Attachment(content_type=CARD, content=out)]
+            type=ActivityTypes.message,
+            attachments=[Attachment(content_type=CARD, content=out)],
         )
     ]
-
-
-def is_case_manager(school: Any, caller: str | None) -> bool:
-    wanted = (caller or "").strip().lower()
-    people = [school.headteacher, school.chair_of_governors, *school.case_managers]
-    return bool(wanted) and any(p and p.aad_object_id == wanted for p in people)

@@ -22,6 +22,7 @@ from typing import Any
 
 from bot.services.decisions import DECISIONS
 from bot.store import StoredConcern
+from flows.directory import SchoolDirectory
 from flows.routing import recipients
 
 logger = logging.getLogger(__name__)
@@ -100,6 +101,13 @@ def same_child(earlier: Any, later: Any) -> bool:
     return True
 
 
+def is_case_manager(school: Any, caller: str | None) -> bool:
+    """Named to receive a school's allegations (head, chair, other case managers)."""
+    wanted = (caller or "").strip().lower()
+    people = [school.headteacher, school.chair_of_governors, *school.case_managers]
+    return bool(wanted) and any(p and p.aad_object_id == wanted for p in people)
+
+
 def ordinal(n: int) -> str:
     suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
     return f"{n}{suffix}"
@@ -134,14 +142,23 @@ class CardView:
 
 
 class Chronology:
-    def __init__(self, store: Any, school: Any, clock: Callable[[], datetime]) -> None:
+    """Per school of the deployment (a trust's schools never share a chronology)."""
+
+    def __init__(self, store: Any, schools: Any, clock: Callable[[], datetime]) -> None:
         self.store = store
-        self.school = school
+        self.schools = SchoolDirectory.of(schools)
         self.clock = clock
         self._cache: OrderedDict[tuple, list[StoredConcern]] = OrderedDict()
 
-    def _date(self, at: datetime) -> str:
-        return at.astimezone(self.school.timezone).strftime("%a %d %b %Y")
+    def _date(self, at: datetime, school_id: str) -> str:
+        school = self.schools.find(school_id) or self.schools.schools[0]
+        return at.astimezone(school.timezone).strftime("%a %d %b %Y")
+
+    def may_look_up(self, caller: str | None) -> bool:
+        """The DSL team (or trust lead) of a school served, or a case manager of one."""
+        return bool(self.schools.overseen_by(caller)) or any(
+            is_case_manager(s, caller) for s in self.schools.schools
+        )
 
     async def linked(self, stored: StoredConcern) -> list[StoredConcern]:
         found = []
@@ -197,7 +214,7 @@ class Chronology:
             c = other.concern
             who = ", ".join(x for x in (c.child_name, c.child_year) if x)
             view.suggestions.append(
-                (other.id, f"{self._date(other.created_at)} - {kind_of(c)} - {who}")
+                (other.id, f"{self._date(other.created_at, c.school_id)} - {kind_of(c)} - {who}")
             )
         return view
 
@@ -209,7 +226,8 @@ class Chronology:
             if e.kind in DECISIONS and e.kind not in {"add_note", "acknowledge"}
         ]
         state = f" - {'; '.join(done)}" if done else f" - {other.status}"
-        return f"{self._date(other.created_at)} - {kind_of(other.concern)}{state}"
+        when = self._date(other.created_at, other.concern.school_id)
+        return f"{when} - {kind_of(other.concern)}{state}"
 
     async def act(
         self, stored: StoredConcern, verb: str, data: dict, actor: str | None, now: datetime
@@ -237,12 +255,13 @@ class Chronology:
 
     async def lookup(self, name: str, caller: str | None) -> list[tuple[str, list[str]]]:
         """(heading, lines) per child found: the DSL team's chronologies (linked concerns
-        together), then - only for their case manager - allegations, kept apart."""
+        together) in each school the caller oversees, then - only for their case manager -
+        allegations, kept apart."""
         out: list[tuple[str, list[str]]] = []
-        if self.school.is_dsl_team_member(caller or ""):
-            concerns = await self.store.school_concerns(self.school.id)
-            children = await self.store.child_ids(self.school.id)
-            by_id = {c.id: c for c in concerns}
+        several = len(self.schools.schools) > 1
+        for school in self.schools.overseen_by(caller):
+            concerns = await self.store.school_concerns(school.id)
+            children = await self.store.child_ids(school.id)
             groups: dict[str, list[StoredConcern]] = {}
             for c in concerns:
                 if similar_name(name, c.concern.child_name):
@@ -253,22 +272,27 @@ class Chronology:
                     groups[key].append(c)
             for members in groups.values():
                 members.sort(key=lambda s: s.created_at)
-                out.append(await self._group(members, by_id))
+                heading, lines = await self._group(members)
+                out.append((f"{school.name}: {heading}" if several else heading, lines))
         wanted = (caller or "").strip().lower()
-        for c in await self.store.school_concerns(self.school.id, allegations=True):
-            mine = any(p.aad_object_id == wanted for p in recipients(self.school, c.concern))
-            if wanted and mine and similar_name(name, c.concern.child_name):
-                out.append(
-                    (
-                        f"Allegation about a member of staff ({self._date(c.created_at)}) - "
-                        "you are its case manager; kept apart from the DSL's chronology",
-                        [await self._line(c)],
+        for school in self.schools.schools:
+            if not wanted or not is_case_manager(school, caller):
+                continue
+            for c in await self.store.school_concerns(school.id, allegations=True):
+                mine = any(p.aad_object_id == wanted for p in recipients(school, c.concern))
+                if mine and similar_name(name, c.concern.child_name):
+                    when = self._date(c.created_at, school.id)
+                    out.append(
+                        (
+                            f"Allegation about a member of staff ({when}) - you are its case "
+                            "manager; kept apart from the DSL's chronology",
+                            [await self._line(c)],
+                        )
                     )
-                )
         logger.info("child lookup results=%d", len(out))
         return out[:MAX_LISTED]
 
-    async def _group(self, members: list[StoredConcern], by_id: dict) -> tuple[str, list[str]]:
+    async def _group(self, members: list[StoredConcern]) -> tuple[str, list[str]]:
         last = members[-1].concern
         who = ", ".join(x for x in (last.child_name, last.child_year) if x)
         linked = len(members) > 1

@@ -16,7 +16,7 @@ from botbuilder.schema import Activity, ActivityTypes, Attachment, ChannelAccoun
 from bot.errors import ConflictError, DeliveryError, DeliveryRefused
 from bot.records.requests import RecordRequests, record_command
 from bot.services.alerts import CARD, AlertService
-from bot.services.child_lookup import child_query, child_replies, is_case_manager
+from bot.services.child_lookup import child_query, child_replies
 from bot.services.reconsider import RECONSIDER, Reconsideration
 from bot.services.reports import MY_REPORTS, OPEN_CONCERNS, ReportsView, report_command
 from bot.services.timekeeper import Timekeeper
@@ -200,14 +200,11 @@ class SafeguardingBot(TeamsActivityHandler):
         if ask is not None:  # the session (their place in a report) is untouched
             await self._offer_record(turn_context, ask, reporter.aad_object_id)
             return None
-        entitled = self.school.is_dsl_team_member(reporter.aad_object_id or "") or (
-            is_case_manager(self.school, reporter.aad_object_id)
-        )
+        chronology = self.alerts.chronology
+        entitled = chronology.may_look_up(reporter.aad_object_id)
         child = child_query(activity.text, value, state.get("mode"), entitled)
         if child is not None:  # `child NAME`: answered from the store, the session untouched
-            for reply in await child_replies(
-                self.alerts.chronology, self.school, reporter.aad_object_id, child
-            ):
+            for reply in await child_replies(chronology, reporter.aad_object_id, child):
                 await turn_context.send_activity(reply)
             return None
         command = report_command(activity.text, value, state.get("mode"))
