@@ -602,6 +602,8 @@ class SafeguardingBot(TeamsActivityHandler):
             if not result.allowed or result.card is None or result.concern is None:
                 # Shown only to the person who pressed; the card stays as it is for everyone.
                 return _invoke_message(result.message)
+            if action.get("verb") == "decision_form":  # the decisions, for the presser only
+                return _invoke_card(result.card)
             # The presser sees their own view at once; everyone else's refreshes from the
             # shared card the outbox updates.
             return _invoke_card(await self.alerts.render(result.concern, viewer=actor))
