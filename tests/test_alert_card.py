@@ -190,11 +190,11 @@ def test_every_design_passes_the_official_validator() -> None:
     assert_valid_cards(cards)
     assert "for the headteacher (Pat Head) only" in texts(band(cards[3]))[0]
     assert card_buttons(cards[-1]) == []
-    assert card_buttons(cards[0]) == [
+    assert card_buttons(cards[0]) == [  # decisions open their own form (issue 9 s1)
         "Acknowledge - I'm taking this",
-        "Referred to social care",
-        "Referred to police",
-        "Add note / close",
+        "Record a decision",
         "Add note",
-        "Close the concern",
+        "Add note",
+        "Close",
+        "Close",
     ]
