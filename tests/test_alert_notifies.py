@@ -28,6 +28,7 @@ from tests.e2e import (
     card_buttons,
 )
 from tests.fakeconnector import FakeConnector
+from tests.recordkit import press
 from tests.test_e2e import CHILD, WALKS, WORDS, alert_card, report
 
 EVENING = datetime(2026, 11, 23, 20, 0, tzinfo=ZoneInfo("Europe/London"))  # a Monday night
@@ -142,7 +143,7 @@ async def test_each_person_sees_their_own_view_through_refresh(bot: RunningBot) 
     texts, buttons = viewed((await refresh(bot, DSL))[1])
     assert any(t.startswith("You have this") for t in texts)
     texts, buttons = viewed((await refresh(bot, DEPUTY))[1])
-    assert f"{DSL.name} has this." in texts and "Referred to social care" in buttons
+    assert f"{DSL.name} has this." in texts and "Record a decision" in buttons
 
     # Someone in the channel who is not in the DSL team sees the card, without buttons.
     texts, buttons = viewed((await refresh(bot, OUTSIDER))[1])
@@ -161,7 +162,7 @@ async def test_each_person_sees_their_own_view_through_refresh(bot: RunningBot) 
 async def test_a_closed_concern_loses_its_red_header_and_its_buttons(bot: RunningBot) -> None:
     card = await raise_alert(bot, URGENT)
     assert card["body"][0]["style"] == "attention"
-    await bot.press_on_alert("close", user=DSL)
+    await press(bot, "close", user=DSL, values={"close:outcome": "Spoke to mum; monitoring ended"})
     await bot.settle()
     [conversation] = [c for c in bot.connector.conversations.values() if c.channel_id == CHANNEL]
     root = next(iter(conversation.activities.values()))
