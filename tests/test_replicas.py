@@ -159,7 +159,10 @@ def alert_threads(connector: FakeConnector) -> dict[str, list[tuple[str, str]]]:
         if not conversation.channel_id or not conversation.activities:
             continue
         root = str(next(iter(conversation.activities.values())))
-        for child in set(NAME.findall(root)):
+        # The card's own child comes first (its key facts); names further down belong to
+        # other concerns the chronology suggests.
+        child = next(iter(NAME.findall(root)), None)
+        if child is not None:
             found.setdefault(child, []).append((conversation.id, root))
     return found
 

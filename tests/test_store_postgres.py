@@ -11,7 +11,7 @@ import pytest
 
 from bot.errors import ConfigError, StoreError
 from bot.settings import Settings
-from bot.store import OutboxMessage, Store, TimerSpec, open_store
+from bot.store import OutboxMessage, RecordEntry, Store, TimerSpec, open_store
 from bot.store.migrations import MIGRATIONS
 from bot.store.postgres import PostgresStore, translate_migration
 from bot.store.sealing import MAGIC, SEALED_COLUMNS, FieldCodec
@@ -55,6 +55,11 @@ async def _fill(store: Store) -> None:
     await store.schedule(TimerSpec("nudge", T0, {"name": "Ann Robinson"}, concern_id="c-1"))
     await store.save_conversation_ref("user", "aad-1", {"user": {"name": "Ann Robinson"}})
     await store.record_alert_post("c-1", "act-1", {"user": {"name": "Ann Robinson"}})
+    await store.add_record_entry(
+        RecordEntry("c-1", T0, "aad-1", "Ann Robinson", "add_note", {"note": WORDS}),
+        audit_action="note_added",
+        audit_detail={"verb": "add_note"},
+    )
 
 
 def _stored_values(url: str) -> list[bytes | None]:
