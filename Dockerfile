@@ -19,8 +19,13 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 COPY --from=build /wheels /wheels
+# Pango and fonts for the record PDFs (WeasyPrint): Latin, Hebrew and Arabic (DejaVu), emoji.
 # A user with no login and no home of its own; the data folder is its alone (0700).
-RUN pip install --no-cache-dir --no-index --find-links /wheels safeguarding-bot \
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends \
+       libpango-1.0-0 libpangoft2-1.0-0 fonts-dejavu-core fonts-noto-color-emoji \
+    && rm -rf /var/lib/apt/lists/* \
+    && pip install --no-cache-dir --no-index --find-links /wheels safeguarding-bot \
     && rm -rf /wheels \
     && groupadd --system --gid 10001 safeguarding \
     && useradd --system --uid 10001 --gid 10001 --no-create-home --shell /usr/sbin/nologin safeguarding \
