@@ -5,7 +5,9 @@ Written once in SQLite's dialect; a backend may translate a migration for its da
 from __future__ import annotations
 
 import json
+import sqlite3
 
+from bot.errors import StoreError
 from bot.store.rows import Connection, _first_due
 
 # Ordered, append-only: never edit a migration that has shipped; add a new one.
@@ -207,3 +209,18 @@ def _backfill_first_due(conn: Connection) -> None:
         conn.execute(
             "UPDATE concerns SET first_due_at = ? WHERE id = ?", (_first_due(deadlines), row["id"])
         )
+
+
+def statements(script: str) -> list[str]:
+    """Split a migration into statements, keeping trigger bodies whole (SQLite's rules: the
+    one list is written in SQLite's dialect, and the PostgreSQL backend translates each)."""
+    found, buffer = [], ""
+    for line in script.splitlines(keepends=True):
+        buffer += line
+        if sqlite3.complete_statement(buffer):
+            if buffer.strip():
+                found.append(buffer.strip())
+            buffer = ""
+    if buffer.strip():
+        raise StoreError("migration ends with an incomplete statement")
+    return found

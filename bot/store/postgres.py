@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import logging
 import re
-import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
 from functools import lru_cache
 from typing import Any
@@ -32,6 +31,7 @@ from bot.store.migrations import (
     MIGRATIONS,
     SCHEMA_VERSION,
     _backfill_first_due,
+    statements,
 )
 from bot.store.sealing import MAGIC, SEALED_COLUMNS, FieldCodec, Sensitive
 from bot.store.store import Store
@@ -271,7 +271,7 @@ def translate_migration(script: str) -> tuple[str, ...]:
     """One migration, written in SQLite's dialect, as PostgreSQL statements. Anything it
     cannot translate faithfully is refused loudly, never guessed."""
     out: list[str] = []
-    for statement in _statements(script):
+    for statement in statements(script):
         out.extend(_translate(statement))
     return tuple(out)
 
@@ -322,17 +322,3 @@ def _translate(statement: str) -> list[str]:
     if added and added.group(2) in SEALED_COLUMNS.get(added.group(1), ()):
         text = text.replace(" TEXT", " BYTEA", 1)
     return [text]
-
-
-def _statements(script: str) -> list[str]:
-    """Split a migration into statements, keeping trigger bodies whole (SQLite's rules)."""
-    statements, buffer = [], ""
-    for line in script.splitlines(keepends=True):
-        buffer += line
-        if sqlite3.complete_statement(buffer):
-            if buffer.strip():
-                statements.append(buffer.strip())
-            buffer = ""
-    if buffer.strip():
-        raise StoreError("migration ends with an incomplete statement")
-    return statements

@@ -22,6 +22,7 @@ from bot.store.migrations import (
     MIGRATIONS,
     SCHEMA_VERSION,
     _backfill_first_due,
+    statements,
 )
 from bot.store.store import Store
 
@@ -75,7 +76,7 @@ class SqliteStore(Store):
                     f"store schema version {version} is newer than this code ({SCHEMA_VERSION})"
                 )
             for number in range(version + 1, SCHEMA_VERSION + 1):
-                for statement in _statements(MIGRATIONS[number - 1]):
+                for statement in statements(MIGRATIONS[number - 1]):
                     conn.execute(statement)
                 if number == FIRST_DUE_MIGRATION:
                     _backfill_first_due(conn)
@@ -102,17 +103,3 @@ def _make_private(path: Path) -> None:
                 each.chmod(wanted)
         except OSError as exc:  # e.g. a mounted share that ignores modes: say so, carry on
             logger.warning("could not make %s private (%s)", each, type(exc).__name__)
-
-
-def _statements(script: str) -> list[str]:
-    """Split a migration into statements, keeping trigger bodies whole."""
-    statements, buffer = [], ""
-    for line in script.splitlines(keepends=True):
-        buffer += line
-        if sqlite3.complete_statement(buffer):
-            if buffer.strip():
-                statements.append(buffer.strip())
-            buffer = ""
-    if buffer.strip():
-        raise StoreError("migration ends with an incomplete statement")
-    return statements
