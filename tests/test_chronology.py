@@ -8,7 +8,8 @@ from types import SimpleNamespace
 import pytest
 
 from bot.services.child_lookup import REFUSED, child_query
-from bot.services.chronology import ordinal, same_child, similar_name, year_group
+from bot.services.child_names import same_child, similar_name, year_group
+from bot.services.chronology import ordinal
 from tests.cardcheck import assert_valid_cards, card_texts
 from tests.e2e import CARD, DSL, HEAD, OUTSIDER, REPORTER, RunningBot, User
 from tests.recordkit import alert_posts, press

@@ -10,16 +10,13 @@ them apart, and only to the case manager they were routed to. Logs carry ids and
 
 from __future__ import annotations
 
-import difflib
 import logging
-import re
-import unicodedata
-from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from bot.services.child_names import ChildKey, NameIndex, name_tokens, similar_name
 from bot.services.decisions import DECISIONS
 from bot.store import StoredConcern
 from flows.directory import SchoolDirectory
@@ -28,77 +25,11 @@ from flows.routing import recipients
 logger = logging.getLogger(__name__)
 
 LINK_VERBS = frozenset({"link_confirm", "link_reject"})
-NAME_SIMILARITY = 0.8  # difflib ratio: "Amelia" ~ "Amelie", not "Amelia" ~ "Amir"
 SUGGESTED_AT_MOST = 3
 MAX_LISTED = 20
-CACHED = 256  # concerns whose matches are kept in memory
 
 
-# -- matching (pure) ------------------------------------------------------------------------
-
-
-def name_tokens(name: str | None) -> list[str]:
-    """Lower case, accents and punctuation dropped: 'Zoë O'Neil' -> ['zoe', 'oneil']."""
-    text = unicodedata.normalize("NFKD", name or "")
-    text = "".join(ch for ch in text if not unicodedata.combining(ch)).lower()
-    return [t for t in (re.sub(r"[^\w]", "", word) for word in text.split()) if t]
-
-
-def year_group(text: str | None) -> str | None:
-    """'Y4', 'Year 4', 'yr 4', '4C' -> '4'; 'Reception', 'RB' -> 'R'; unknown -> None."""
-    said = (text or "").strip().lower()
-    if not said or "not known" in said or said in {"?", "unknown", "skip"}:
-        return None
-    digits = re.search(r"\d+", said)
-    if digits:
-        return str(int(digits.group()))
-    if said.startswith(("rec", "r")) and len(said) <= 12:
-        return "R"
-    if said.startswith("nur"):
-        return "N"
-    return None
-
-
-def _like(a: str, b: str) -> bool:
-    if len(a) == 1 or len(b) == 1:  # an initial
-        return a[0] == b[0]
-    return a == b or difflib.SequenceMatcher(None, a, b).ratio() >= NAME_SIMILARITY
-
-
-def similar_name(a: str | None, b: str | None) -> bool:
-    """Same first name (allowing a typo), and the same surname when both give one."""
-    ta, tb = name_tokens(a), name_tokens(b)
-    if not ta or not tb or not _like(ta[0], tb[0]):
-        return False
-    if len(ta) > 1 and len(tb) > 1:
-        return _like(ta[-1], tb[-1])
-    return True
-
-
-def years_fit(earlier: str | None, later: str | None) -> bool:
-    """The same year group, or one up (the school year moved on); unknown fits anything."""
-    a, b = year_group(earlier), year_group(later)
-    if a is None or b is None or a == b:
-        return True
-    if a.isdigit() and b.isdigit():
-        return int(b) - int(a) == 1
-    return (a, b) in {("N", "R"), ("R", "1")}
-
-
-def same_child(earlier: Any, later: Any) -> bool:
-    """Whether to SUGGEST that two concerns are about one child (the DSL decides)."""
-    if earlier.school_id != later.school_id:
-        return False
-    if not similar_name(earlier.child_name, later.child_name):
-        return False
-    if not years_fit(earlier.child_year, later.child_year):
-        return False
-    # A first name alone is weak: then the year group must be known and the same.
-    if min(len(name_tokens(earlier.child_name)), len(name_tokens(later.child_name))) < 2:
-        return year_group(earlier.child_year) is not None and year_group(
-            earlier.child_year
-        ) == year_group(later.child_year)
-    return True
+# -- the card's words (pure) ---------------------------------------------------------------
 
 
 def is_case_manager(school: Any, caller: str | None) -> bool:
@@ -148,7 +79,7 @@ class Chronology:
         self.store = store
         self.schools = SchoolDirectory.of(schools)
         self.clock = clock
-        self._cache: OrderedDict[tuple, list[StoredConcern]] = OrderedDict()
+        self.names = NameIndex(store)
 
     def _date(self, at: datetime, school_id: str) -> str:
         school = self.schools.find(school_id) or self.schools.schools[0]
@@ -173,36 +104,22 @@ class Chronology:
         and not already in its chronology."""
         if stored.concern.is_allegation or not name_tokens(stored.concern.child_name):
             return []
+        c = stored.concern
+        await self.names.refresh(c.school_id)
         decided = await self.store.link_decisions(stored.id)
         linked = set(await self.store.chronology_ids(stored.id))
-        out = []
-        for other in await self._matches(stored):
-            if other.id in decided or other.id in linked or other.id == stored.id:
+        out: list[StoredConcern] = []
+        for other_id in self.names.matches(c.school_id, ChildKey.of(c), before=stored.created_at):
+            if other_id in decided or other_id in linked or other_id == stored.id:
+                continue
+            other = await self.store.get_concern(other_id)
+            if other is None:  # deleted under the retention setting since
+                self.names.forget(c.school_id, [other_id])
                 continue
             out.append(other)
             if len(out) == SUGGESTED_AT_MOST:
                 break
         return out
-
-    async def _matches(self, stored: StoredConcern) -> list[StoredConcern]:
-        """Every earlier concern that may be this child's, newest first. Matching opens every
-        earlier concern of the school (names are sealed at rest), so the answer is kept
-        until the school's earlier concerns change (a card is rendered many times)."""
-        c = stored.concern
-        stamp = await self.store.school_concerns_stamp(c.school_id, stored.created_at)
-        key = (stored.id, c.child_name, c.child_year, stamp)
-        if key in self._cache:
-            self._cache.move_to_end(key)
-            return self._cache[key]
-        found = [
-            other
-            for other in await self.store.school_concerns(c.school_id, before=stored.created_at)
-            if other.id != stored.id and same_child(other.concern, c)
-        ]
-        self._cache[key] = found
-        while len(self._cache) > CACHED:
-            self._cache.popitem(last=False)
-        return found
 
     async def for_card(self, stored: StoredConcern) -> CardView:
         view = CardView()
@@ -260,16 +177,22 @@ class Chronology:
         out: list[tuple[str, list[str]]] = []
         several = len(self.schools.schools) > 1
         for school in self.schools.overseen_by(caller):
-            concerns = await self.store.school_concerns(school.id)
+            await self.names.refresh(school.id)
+            named = self.names.named(school.id, name)
+            if not named:
+                continue
+            # A linked concern joins its child's group whatever its name.
             children = await self.store.child_ids(school.id)
+            theirs = {children.get(i, i) for i in named}
+            ids = named | {i for i, child in children.items() if child in theirs}
             groups: dict[str, list[StoredConcern]] = {}
-            for c in concerns:
-                if similar_name(name, c.concern.child_name):
-                    groups.setdefault(children.get(c.id, c.id), [])
-            for c in concerns:  # a linked concern joins its child's group whatever its name
-                key = children.get(c.id, c.id)
-                if key in groups:
-                    groups[key].append(c)
+            for c in sorted(
+                await self.store.concerns_by_id(sorted(ids)),
+                key=lambda found: found.created_at,
+                reverse=True,  # the child named most recently first
+            ):
+                if c.routing == "dsl_team" and c.status != "draft":
+                    groups.setdefault(children.get(c.id, c.id), []).append(c)
             for members in groups.values():
                 members.sort(key=lambda s: s.created_at)
                 heading, lines = await self._group(members)

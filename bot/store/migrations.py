@@ -196,6 +196,13 @@ MIGRATIONS += (
     );
     """,
 )
+MIGRATIONS += (
+    # 7: the child-name index (bot/services/child_names.py) reads only the concerns changed
+    # since it last looked, not the school's whole history, for each alert card.
+    """
+    CREATE INDEX concerns_school_updated ON concerns (school_id, updated_at);
+    """,
+)
 SCHEMA_VERSION = len(MIGRATIONS)
 FIRST_DUE_MIGRATION = 4
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -169,6 +169,38 @@ class RecordsMixin(StoreCore):
             ).fetchone()
         )
         return int(row[0]), row[1] or ""
+
+    async def concern_versions(self, school_id: str, since: str | None) -> list[tuple[str, str]]:
+        """(id, updated_at) of the school's raised DSL-team concerns changed at or after
+        `since` (every one when None): what a name index must read again (index
+        concerns_school_updated, so the cost follows the changes, not the history)."""
+        after, params = (
+            ("", [school_id]) if since is None else (" AND updated_at >= ?", [school_id, since])
+        )
+        return await self._run(
+            lambda conn: [
+                (r[0], r[1])
+                for r in conn.execute(
+                    "SELECT id, updated_at FROM concerns WHERE school_id = ?"
+                    f"{after} AND routing = 'dsl_team' AND status != 'draft'",
+                    params,
+                ).fetchall()
+            ]
+        )
+
+    async def concerns_by_id(self, concern_ids: Sequence[str]) -> list[StoredConcern]:
+        """These concerns (those still stored), in no particular order."""
+        if not concern_ids:
+            return []
+        marks = ",".join("?" * len(concern_ids))
+        return await self._run(
+            lambda conn: [
+                _stored_concern(r)
+                for r in conn.execute(
+                    f"SELECT * FROM concerns WHERE id IN ({marks})", list(concern_ids)
+                ).fetchall()
+            ]
+        )
 
     async def child_ids(self, school_id: str) -> dict[str, str]:
         """concern id -> child id, for every linked concern of the school."""
