@@ -266,7 +266,7 @@ async def run_services(
         """Send all that is due; messages waiting on a retry (a card update queued before its
         alert was out) are waited for, so each concern's messages are its own."""
         for _ in range(20):
-            while await keeper.fire_due() or await alerts.deliver_due(limit=50):
+            while await keeper.fire_due() or await alerts.deliver_due():
                 pass
             waiting = [
                 o

@@ -133,3 +133,22 @@ async def test_a_late_answer_after_a_resend_records_both_copies_and_updates_them
 
     await acknowledge_on(bot, late if acted_on == "late copy" else resent, concern_id)
     await until(lambda: updated(bot, late, DSL.name) and updated(bot, resent, DSL.name))
+
+
+async def test_an_alert_never_waits_behind_another_concerns_slow_send(
+    bot: RunningBot,
+) -> None:
+    """Sends start as slots free (bot/services/pipeline.py), not in batches that wait for
+    their slowest send: while Teams is slow to answer one alert, the next report's alert
+    still reaches the channel."""
+    held = bot.connector.hold_answer(r"^/v3/conversations$")
+    await report(bot)
+    await asyncio.wait_for(held.arrived.wait(), 5)
+    await report(bot)
+    try:
+        await until(lambda: len(channel_threads(bot.connector)) == 2, timeout=5)
+        assert not held.release.is_set()  # the first alert's answer is still held back
+    finally:
+        held.release.set()
+    await bot.settle()
+    assert len(channel_threads(bot.connector)) == 2

@@ -30,6 +30,7 @@ from botbuilder.schema import (
 from bot.errors import DeliveryError, DeliveryRefused, Failure, StoreError, classify
 from bot.services.chronology import LINK_VERBS, Chronology
 from bot.services.decisions import DECISIONS, refusal, route_kind, validate
+from bot.services.pipeline import Pipeline
 from bot.services.records import entry_lines, feedback, record
 from bot.services.timing import (
     CHASE_SOCIAL_CARE,
@@ -81,6 +82,7 @@ logger = logging.getLogger(__name__)
 CARD = "application/vnd.microsoft.card.adaptive"
 MAX_ATTEMPTS = 12
 SEND_TIMEOUT_SECONDS = 60
+IN_FLIGHT = 10  # sends under way at once (pipeline.py)
 REPLY_GRACE_SECONDS = 10  # a turn's durable replies wait this long for the turn to send them
 TELL_REPORTER_AT_ATTEMPTS = {1, 6}
 RECORD_SHOWN = 300  # characters of a decision's reason on a card too big for all of it
@@ -163,6 +165,15 @@ class AlertService:
         self.default_service_url = default_service_url
         self.wakeup = asyncio.Event()
         self.chronology = Chronology(store, self.schools, clock)
+        self.pipeline = Pipeline(
+            lambda room: self.store.claim_due(self.clock(), room, owner=self.owner),
+            self._deliver,
+            lambda ids: self.store.renew_claims(ids, at=self.clock()),
+            key=lambda item: item.concern_id or item.id,
+            width=IN_FLIGHT,
+            renew_every=store.delivery_lease.total_seconds() / 3,
+            slot_freed=lambda: self.wakeup.set(),
+        )
 
     def school_of(self, concern: Concern) -> SchoolProfile:
         return self.schools.get(concern.school_id)
@@ -256,44 +267,12 @@ class AlertService:
 
     # -- delivery ------------------------------------------------------------------------
 
-    async def deliver_due(self, limit: int = 10) -> int:
-        """Send what is due now; returns how many were attempted. The claimed rows' lease
-        (seconds) is renewed while their sends are in flight."""
-        items = await self.store.claim_due(self.clock(), limit, owner=self.owner)
-        if not items:
-            return 0
-        pending = [item.id for item in items]
-        renewing = asyncio.create_task(self._renew(pending))
-        # Different concerns go out side by side (one slow send never holds up another
-        # alert); one concern's messages go in order (the alert, then its words, updates).
-        groups: dict[str, list[OutboxItem]] = {}
-        for item in items:
-            groups.setdefault(item.concern_id or item.id, []).append(item)
-
-        async def in_order(group: list[OutboxItem]) -> None:
-            for item in group:
-                await self._deliver(item)
-                pending.remove(item.id)
-
-        try:
-            outcomes = await asyncio.gather(
-                *(in_order(group) for group in groups.values()), return_exceptions=True
-            )
-        finally:
-            renewing.cancel()
-        for outcome in outcomes:
-            if isinstance(outcome, BaseException):
-                raise outcome  # the worker logs it; the rows stay claimed until their lease ends
-        return len(items)
-
-    async def _renew(self, pending: list[str]) -> None:
-        every = self.store.delivery_lease.total_seconds() / 3
-        while True:
-            await asyncio.sleep(every)
-            try:
-                await self.store.renew_claims(list(pending), at=self.clock())
-            except StoreError as exc:
-                logger.warning("outbox lease renewal failed: %s", type(exc).__name__)
+    async def deliver_due(self) -> int:
+        """Send what is due now (as many as the pipeline holds) and wait for it; returns how
+        many were claimed. The background worker (`run`) does not wait: see pipeline.py."""
+        started = await self.pipeline.fill()
+        await self.pipeline.idle()
+        return started
 
     async def reclaim_unfinished(self) -> int:
         """At start-up: this server's own sends cut short by a crash are due again at once."""
@@ -304,8 +283,13 @@ class AlertService:
         return count
 
     async def run(self, stop: asyncio.Event, poll_seconds: float = 1.0) -> None:
-        """The background worker: wake on new work or every `poll_seconds`."""
-        await run_until_stopped("outbox", self.deliver_due, stop, self.wakeup, poll_seconds)
+        """The background worker: claims whenever a send slot is free and something is due
+        (woken by new work, by a send ending, or every `poll_seconds`); on stop, lets the
+        sends in flight finish."""
+        try:
+            await run_until_stopped("outbox", self.pipeline.fill, stop, self.wakeup, poll_seconds)
+        finally:
+            await self.pipeline.close()
 
     async def _deliver(self, item: OutboxItem) -> None:
         started = self.clock()
