@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from bot.teams.cards import FLAG_WORDS, RED_FLAGS, Mentioned, alert_card, alert_fallback_text
+from bot.teams.alert_card import FLAG_WORDS, RED_FLAGS, Mentioned, alert_card, alert_fallback_text
 from flows.catalogue import catalogue
 from flows.concern import FLAGS, Concern, Detail, Reporter, Routing
 from tests.cardcheck import assert_valid_cards, card_texts

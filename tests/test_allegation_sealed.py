@@ -22,7 +22,7 @@ from bot.services.alerts import AlertService
 from bot.services.timekeeper import Timekeeper
 from bot.services.timing import STALLED_NOTICE
 from bot.store import SqliteStore, TimerSpec
-from bot.teams.cards import FLAG_WORDS
+from bot.teams.alert_card import FLAG_WORDS
 from dialogs.replies import Event
 from flows.catalogue import catalogue
 from flows.concern import Concern, Reporter

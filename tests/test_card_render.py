@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from bot.teams.cards import Mentioned, alert_card
+from bot.teams.alert_card import Mentioned, alert_card
 from flows.concern import Action, Deadline, Routing
 from tests.cardcheck import node_executable
 from tests.e2e import RunningBot

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 
-from bot.teams.cards import FLAG_WORDS
+from bot.teams.alert_card import FLAG_WORDS
 from tests.cardcheck import assert_valid_cards
 from tests.e2e import REPORTER, RunningBot
 from tests.test_e2e import CHILD, WALKS, report

@@ -8,7 +8,7 @@ import logging
 from datetime import timedelta
 from pathlib import Path
 
-from bot.teams.cards import OPENING_WORDS_LABEL
+from bot.teams.alert_card import OPENING_WORDS_LABEL
 from dialogs.session import OPENING_LABEL
 from tests.cardcheck import card_texts
 from tests.e2e import RunningBot

@@ -15,7 +15,8 @@ from typing import Any
 import pytest
 
 from bot.services.timekeeper import ACKNOWLEDGE
-from bot.teams.cards import alert_card, message_card, reply_card
+from bot.teams.alert_card import alert_card
+from bot.teams.cards import message_card, reply_card
 from bot.teams.handler import _groups
 from dialogs.replies import Reply
 from tests.flowkit import NOW, PLAIN, school, straight_walk

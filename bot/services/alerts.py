@@ -51,16 +51,8 @@ from bot.store import (
     StoredConcern,
     TimerSpec,
 )
-from bot.teams.cards import (
-    MAX_CARD_BYTES,
-    Mentioned,
-    alert_card,
-    alert_fallback_text,
-    card_bytes,
-    card_summary,
-    word_parts,
-    words_card,
-)
+from bot.teams.alert_card import Mentioned, alert_card, alert_fallback_text, word_parts, words_card
+from bot.teams.cards import MAX_CARD_BYTES, card_bytes, card_summary
 from bot.teams.record_cards import (
     VIEW_VERBS,
     chronology_block,
