@@ -17,7 +17,7 @@ import pytest
 from bot.services.timekeeper import ACKNOWLEDGE
 from bot.teams.alert_card import alert_card
 from bot.teams.cards import message_card, reply_card
-from bot.teams.handler import _groups
+from bot.teams.replies import reply_groups as _groups
 from dialogs.replies import Reply
 from tests.flowkit import NOW, PLAIN, school, straight_walk
 from tests.sessionwalks import FLOWS, turn, walks
@@ -79,7 +79,7 @@ def mismatches(card: dict[str, Any]) -> list[str]:
 
 
 def cards(replies: list[Reply]) -> Iterator[dict[str, Any]]:
-    """The cards the edge sends for one turn's replies (bot/teams/handler.py's grouping)."""
+    """The cards the edge sends for one turn's replies (bot/teams/replies.py's grouping)."""
     for group in _groups(replies):
         made = reply_card(group[0]) if len(group) == 1 else message_card(group)
         if made is not None:
