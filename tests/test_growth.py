@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 
@@ -13,11 +14,13 @@ from bot.errors import ConfigError
 from bot.server import maintain
 from bot.settings import Settings
 from bot.store import OutboxMessage, Store, TimerSpec
+from bot.store.model import _iso
+from bot.store.rows import _concern_row, _upsert_concern
 from flows import engine
 from flows.calendar import working_days_for
 from flows.concern import Deadline
 from tests.e2e import SCHOOL
-from tests.stores import is_postgres, raw
+from tests.stores import raw
 from tests.test_store import make_concern
 
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
@@ -112,49 +115,153 @@ def test_the_retention_setting_is_read_and_checked():
             Settings.from_environ({"CLOSED_CONCERN_RETENTION_DAYS": bad})
 
 
-async def test_open_concerns_are_counted_ordered_and_limited_by_the_store(make_store):
-    store = make_store()
+def _due(hours: float) -> list[Deadline]:
+    return [Deadline("x", "Due", (NOW + timedelta(hours=hours)).isoformat(), "dsl", "s")]
+
+
+async def _open(
+    store: Store,
+    concern_id: str,
+    *,
+    due: list[Deadline] | None = None,
+    acked: bool = False,
+    minute: int = 0,
+    route: str = "dsl_team",
+    school: str = "buttsbury-junior",
+) -> None:
+    concern = make_concern(concern_id)
+    concern = replace(
+        concern,
+        school_id=school,
+        deadlines=due or [],
+        routing=replace(concern.routing, route=route),
+    )
+    await store.save_concern(concern, at=OLD + timedelta(minutes=minute))
+    if acked:
+        await store.acknowledge(concern_id, "Ann", at=OLD + timedelta(days=1))
+
+
+async def test_open_concerns_come_in_four_groups_each_in_its_order(store: Store):
+    """Not picked up and overdue (the longest overdue first), not picked up (oldest first),
+    picked up and overdue, picked up; merged across the routes a person sees; a page of any
+    size is the start of the whole list."""
+    await _open(store, "w-late-1h", due=_due(-1), minute=0)
+    await _open(store, "w-late-3h", due=_due(-3), minute=5)  # raised later, more overdue
+    await _open(store, "h-late-2h", due=_due(-2), minute=9, route="headteacher")
+    await _open(store, "w-later", due=_due(24), minute=1)
+    await _open(store, "w-none", minute=2)
+    await _open(store, "w-due-now", due=_due(0), minute=3)  # due this instant: not yet late
+    await _open(store, "p-late", due=_due(-1), acked=True, minute=4)
+    await _open(store, "p-b", acked=True, minute=6)  # same minute as p-a, saved first
+    await _open(store, "p-a", acked=True, minute=6)
+    await _open(store, "p-later", due=_due(5), acked=True, minute=7)
+    # Never listed: closed, a draft, another school's, a route this person does not see.
+    await _open(store, "x-closed", due=_due(-5))
+    await store.set_concern_status("x-closed", "closed")
+    draft = replace(make_concern("x-draft"), deadlines=_due(-5))
+    await store.save_concern(draft, status="draft", at=OLD)
+    await _open(store, "x-other-school", due=_due(-5), school="another-school")
+    await _open(store, "x-chair", due=_due(-5), route="chair_of_governors")
+
+    routes = {"dsl_team", "headteacher"}
+    expected = [
+        "w-late-3h",
+        "h-late-2h",
+        "w-late-1h",
+        "w-later",
+        "w-none",
+        "w-due-now",
+        "p-late",
+        "p-b",
+        "p-a",
+        "p-later",
+    ]
+    for limit in range(len(expected) + 2):
+        total, page = await store.open_concerns_page(
+            "buttsbury-junior", routes, now=NOW, limit=limit
+        )
+        assert total == len(expected)
+        assert [s.id for s in page] == expected[:limit], limit
+    total, page = await store.open_concerns_page(
+        "buttsbury-junior", ["dsl_team"], now=NOW, limit=20
+    )
+    assert total == len(expected) - 1
+    assert [s.id for s in page] == [c for c in expected if c != "h-late-2h"]
+    assert [s.acknowledged_by for s in page][-4:] == ["Ann"] * 4
+    # Time moves on: the one due now is late an hour later, and goes first (3h + 1h late).
+    _, page = await store.open_concerns_page(
+        "buttsbury-junior", ["dsl_team"], now=NOW + timedelta(hours=1), limit=3
+    )
+    assert [s.id for s in page] == ["w-late-3h", "w-late-1h", "w-due-now"]
+
+
+async def _seed(store: Store, count: int, overdue: str) -> None:
+    """`count` open concerns (and no others), raised at distinct times, in one transaction:
+    none overdue, only the 3 newest overdue, every one overdue, or every one overdue and
+    picked up."""
+    rows = []
+    for n in range(count):
+        late = overdue in ("all", "all picked up") or (overdue == "newest" and n >= count - 3)
+        concern = replace(make_concern(f"c{n:06d}"), deadlines=_due(-1 if late else 24))
+        rows.append(_concern_row(concern, "raised", _iso(OLD + timedelta(seconds=n))))
+
+    def work(conn: Any) -> None:
+        conn.execute("DELETE FROM concerns")
+        for row in rows:
+            _upsert_concern(conn, row)
+        if overdue == "all picked up":
+            conn.execute("UPDATE concerns SET status = 'acknowledged', acknowledged_by = 'Ann'")
+
+    await store._write(work)
+
+
+async def _page_work(store: Store) -> list[tuple[str, int]]:
+    """Each statement the page ran, and how many SQLite VM instructions it took."""
+    conn = store._lane().conn
+    steps = [0]
+    ran: list[tuple[str, int]] = []
+
+    def step() -> int:
+        steps[0] += 1
+        return 0
+
+    conn.set_trace_callback(lambda sql: ran.append((sql, steps[0])))
+    conn.set_progress_handler(step, 1)
     try:
-        overdue = Deadline("x", "Due", (NOW - timedelta(hours=1)).isoformat(), "dsl", "s")
-        later = Deadline("x", "Due", (NOW + timedelta(days=1)).isoformat(), "dsl", "s")
-        plan = [
-            ("a-acked", [], True),
-            ("b-plain", [later], False),
-            ("c-overdue", [overdue], False),
-            ("d-acked-overdue", [overdue], True),
-            ("e-plain", [], False),
-        ]
-        for n, (concern_id, deadlines, acked) in enumerate(plan):
-            concern = replace(make_concern(concern_id), deadlines=deadlines)
-            await store.save_concern(concern, at=OLD + timedelta(minutes=n))
-            if acked:
-                await store.acknowledge(concern_id, "Ann", at=OLD)
-        allegation = make_concern("z-allegation")
-        allegation = replace(allegation, routing=replace(allegation.routing, route="headteacher"))
-        await store.save_concern(allegation, at=OLD)
-        total, page = await store.open_concerns_page(
-            "buttsbury-junior", {"dsl_team"}, now=NOW, limit=3
-        )
-        assert total == 5
-        assert [s.id for s in page] == ["c-overdue", "b-plain", "e-plain"]
-        total, page = await store.open_concerns_page(
-            "buttsbury-junior", {"dsl_team"}, now=NOW, limit=10
-        )
-        assert [s.id for s in page][3:] == ["d-acked-overdue", "a-acked"]
-        if is_postgres(store):
-            return  # the query plan below is SQLite's
-        with raw(store) as db:
-            plan_text = " ".join(
-                str(r)
-                for r in db.execute(
-                    "EXPLAIN QUERY PLAN SELECT * FROM concerns WHERE school_id = ? AND status IN"
-                    " ('raised', 'acknowledged') AND routing IN (?) ORDER BY created_at",
-                    ("s", "dsl_team"),
-                )
-            )
-        assert "concerns_open_list" in plan_text
+        await store.open_concerns_page("buttsbury-junior", {"dsl_team"}, now=NOW, limit=20)
     finally:
-        store.close()
+        conn.set_progress_handler(None, 1)
+        conn.set_trace_callback(None)
+    ends = [at for _, at in ran[1:]] + [steps[0]]
+    return [(sql, end - at) for (sql, at), end in zip(ran, ends, strict=True)]
+
+
+@pytest.mark.every_backend(backends=("sqlite",))  # the plan and the VM are SQLite's
+@pytest.mark.parametrize("overdue", ["none", "newest", "all", "all picked up"])
+async def test_the_open_concerns_page_reads_index_ranges_and_sorts_nothing(
+    make_store, overdue: str
+):
+    store = make_store()
+    work_at, plans = {}, []
+    for count in (100, 10_000):
+        await _seed(store, count, overdue)
+        ran = await _page_work(store)
+        page = [(sql, steps) for sql, steps in ran if "COUNT(*)" not in sql]
+        work_at[count] = sum(steps for _, steps in page)
+        with raw(store) as db:
+            for sql, _ in ran:
+                plans.append(
+                    (sql, " | ".join(r[3] for r in db.execute("EXPLAIN QUERY PLAN " + sql)))
+                )
+    # 100 times as many open concerns, the same work (it was ~100 times as much: a sort).
+    assert work_at[10_000] <= work_at[100] * 1.2 + 50, work_at
+    for sql, plan in plans:
+        if "COUNT(*)" in sql:
+            assert "COVERING INDEX" in plan, plan  # the count reads one index alone
+            continue
+        assert "TEMP B-TREE" not in plan, plan
+        assert "SCAN concerns" not in plan, plan
+        assert "USING INDEX concerns_open_" in plan, plan
 
 
 def test_prompt_templates_are_compiled_once_not_every_turn():

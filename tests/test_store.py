@@ -230,6 +230,23 @@ async def test_lists_by_reporter_and_open_by_school(store: Store) -> None:
     assert [c.id for c in open_] == ["c-1"]
 
 
+async def test_alert_posts_of_many_concerns_in_one_call(store: Store) -> None:
+    for concern_id, activity in (("c-2", "b1"), ("c-1", "a1"), ("c-2", "b2"), ("c-1", "a2")):
+        reference = {"conversation": {"id": f"19:x;messageid={activity}"}}
+        assert await store.record_alert_post(concern_id, activity, reference)
+
+    found = await store.alert_posts_for(["c-1", "c-2", "c-never-posted", "c-1"])
+
+    assert {k: [p.activity_id for p in v] for k, v in found.items()} == {
+        "c-1": ["a1", "a2"],  # each concern's copies oldest first, as alert_posts gives them
+        "c-2": ["b1", "b2"],
+    }
+    assert found["c-2"][1].reference.conversation.id == "19:x;messageid=b2"
+    assert [p.activity_id for p in await store.alert_posts("c-2")] == ["b1", "b2"]
+    assert await store.alert_posts("c-never-posted") == []
+    assert await store.alert_posts_for([]) == {}
+
+
 async def test_concurrent_acknowledgements_exactly_one_wins(store: Store) -> None:
     await store.save_concern(make_concern())
 

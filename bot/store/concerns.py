@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import heapq
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -24,6 +25,7 @@ from bot.store.model import (
 )
 from bot.store.rows import (
     Connection,
+    Row,
     _check,
     _concern_row,
     _first_milestone,
@@ -155,21 +157,32 @@ class ConcernsMixin(StoreCore):
 
     async def alert_posts(self, concern_id: str) -> list[AlertPost]:
         """Every copy of the alert, oldest first (all of them are updated together)."""
+        return (await self.alert_posts_for([concern_id])).get(concern_id, [])
 
-        def work(conn: Connection) -> list[AlertPost]:
-            rows = conn.execute(
-                "SELECT * FROM alert_posts WHERE concern_id = ? ORDER BY at, rowid", (concern_id,)
-            ).fetchall()
-            return [
-                AlertPost(
-                    concern_id=r["concern_id"],
-                    activity_id=r["activity_id"],
-                    reference=ConversationReference().deserialize(json.loads(r["reference"])),
-                    resend=bool(r["resend"]),
-                    source=r["source"],
+    async def alert_posts_for(self, concern_ids: Iterable[str]) -> dict[str, list[AlertPost]]:
+        """Every copy of each of these concerns' alerts, oldest first, in one query (a list
+        of concerns links each to its thread); a concern never posted is absent."""
+        ids = sorted(set(concern_ids))
+        if not ids:
+            return {}
+        sql = (
+            f"SELECT * FROM alert_posts WHERE concern_id IN ({','.join('?' * len(ids))})"
+            " ORDER BY concern_id, at, rowid"
+        )
+
+        def work(conn: Connection) -> dict[str, list[AlertPost]]:
+            found: dict[str, list[AlertPost]] = {}
+            for r in conn.execute(sql, ids).fetchall():
+                found.setdefault(r["concern_id"], []).append(
+                    AlertPost(
+                        concern_id=r["concern_id"],
+                        activity_id=r["activity_id"],
+                        reference=ConversationReference().deserialize(json.loads(r["reference"])),
+                        resend=bool(r["resend"]),
+                        source=r["source"],
+                    )
                 )
-                for r in rows
-            ]
+            return found
 
         return await self._run(work)
 
@@ -237,27 +250,37 @@ class ConcernsMixin(StoreCore):
     async def open_concerns_page(
         self, school_id: str, routes: Iterable[str], *, now: datetime, limit: int
     ) -> tuple[int, list[StoredConcern]]:
-        """How many concerns are open on these routes, and the first `limit` of them:
-        nobody has picked it up, then a deadline has passed, then the rest; oldest first.
-        Counted, ordered and limited by the database (index concerns_open_list)."""
+        """How many concerns are open on these routes, and the first `limit` of them: nobody
+        has picked it up, then a deadline has passed (the longest overdue first), then the
+        rest (oldest first). Each group is read from its index in that order and stops when
+        the page is full (`_OPEN_GROUPS`): the cost does not grow with the number open. The
+        count is read from an index alone."""
         routes = sorted(set(routes))
         if not routes:
             return 0, []
         marks = ",".join("?" * len(routes))
-        where = f"school_id = ? AND status IN ('raised', 'acknowledged') AND routing IN ({marks})"
-        params = [school_id, *routes]
+        count_sql = (
+            "SELECT COUNT(*) FROM concerns WHERE school_id = ?"
+            f" AND status IN ('raised', 'acknowledged') AND routing IN ({marks})"
+        )
+        at = _iso(now)
 
         def work(conn: Connection) -> tuple[int, list[StoredConcern]]:
-            total = conn.execute(f"SELECT COUNT(*) FROM concerns WHERE {where}", params).fetchone()
-            # Sort small keys, then fetch only the page's rows (never sort 10,000 payloads).
-            rows = conn.execute(
-                "SELECT c.* FROM (SELECT id, acknowledged_by IS NOT NULL AS acked,"
-                " NOT (first_due_at IS NOT NULL AND first_due_at < ?) AS later, created_at"
-                f" FROM concerns WHERE {where} ORDER BY acked, later, created_at LIMIT ?) AS k"
-                " JOIN concerns AS c ON c.id = k.id ORDER BY k.acked, k.later, k.created_at",
-                [_iso(now), *params, limit],
-            ).fetchall()
-            return total[0], [_stored_concern(r) for r in rows]
+            total = conn.execute(count_sql, [school_id, *routes]).fetchone()[0]
+            page: dict[str, Any] = {}
+            for sql, key in _OPEN_GROUPS:
+                room = limit - len(page)
+                if room <= 0:
+                    break
+                # One ordered range per route, merged; a later group starts only when the
+                # earlier ones did not fill the page, so what it skips is fewer than a page.
+                ranges = [conn.execute(sql, (school_id, r, at, room)).fetchall() for r in routes]
+                for row in heapq.merge(*ranges, key=key):
+                    if len(page) == limit:
+                        break
+                    # Statements apart may see a concern picked up in between: listed once.
+                    page.setdefault(row["id"], row)
+            return total, [_stored_concern(r) for r in page.values()]
 
         return await self._run(work)
 
@@ -334,3 +357,32 @@ class ConcernsMixin(StoreCore):
             ]
 
         return await self._run(work)
+
+
+# "open concerns", group by group, each a range of one index of migration 8 (school, route,
+# then the group's order), read in that order: nothing sorts every open concern, whose order
+# depends on the time. The longest overdue first (by first deadline), the rest oldest first.
+def _open_group(who: str, due: str, order: str) -> str:
+    return (
+        "SELECT rowid, * FROM concerns WHERE school_id = ? AND routing = ?"
+        f" AND status IN ('raised', 'acknowledged') AND acknowledged_by {who} AND {due}"
+        f" ORDER BY {order} LIMIT ?"
+    )
+
+
+def _by_deadline(row: Row) -> tuple[str, str, int]:
+    return row["first_due_at"], row["created_at"], row["rowid"]
+
+
+def _by_age(row: Row) -> tuple[str, int]:
+    return row["created_at"], row["rowid"]
+
+
+_OVERDUE = "first_due_at < ?"
+_NOT_OVERDUE = "(first_due_at IS NULL OR first_due_at >= ?)"
+_OPEN_GROUPS: tuple[tuple[str, Callable[[Row], tuple[Any, ...]]], ...] = (
+    (_open_group("IS NULL", _OVERDUE, "first_due_at, created_at, rowid"), _by_deadline),
+    (_open_group("IS NULL", _NOT_OVERDUE, "created_at, rowid"), _by_age),
+    (_open_group("IS NOT NULL", _OVERDUE, "first_due_at, created_at, rowid"), _by_deadline),
+    (_open_group("IS NOT NULL", _NOT_OVERDUE, "created_at, rowid"), _by_age),
+)

@@ -203,6 +203,27 @@ MIGRATIONS += (
     CREATE INDEX concerns_school_updated ON concerns (school_id, updated_at);
     """,
 )
+MIGRATIONS += (
+    # 8: "open concerns" read by index range scans that stop at the page (issue 8), not by
+    # sorting every open concern: the order depends on the time (which deadlines have
+    # passed), so no one index can hold it. Each group of the list - not picked up and
+    # overdue, not picked up, picked up and overdue, picked up - is a range of one of these
+    # indexes, in the list's own order: overdue ones by their first deadline (the longest
+    # overdue first), the rest by when raised. Partial: only open concerns, split by whether
+    # someone has picked it up (acknowledged_by, as the list has always grouped them). Ties
+    # go by rowid (insertion), which SQLite keeps at the end of every index entry
+    # (PostgreSQL sorts only the rows that tie).
+    """
+    CREATE INDEX concerns_open_waiting_due ON concerns (school_id, routing, first_due_at,
+        created_at) WHERE status IN ('raised', 'acknowledged') AND acknowledged_by IS NULL;
+    CREATE INDEX concerns_open_waiting_age ON concerns (school_id, routing, created_at)
+        WHERE status IN ('raised', 'acknowledged') AND acknowledged_by IS NULL;
+    CREATE INDEX concerns_open_picked_due ON concerns (school_id, routing, first_due_at,
+        created_at) WHERE status IN ('raised', 'acknowledged') AND acknowledged_by IS NOT NULL;
+    CREATE INDEX concerns_open_picked_age ON concerns (school_id, routing, created_at)
+        WHERE status IN ('raised', 'acknowledged') AND acknowledged_by IS NOT NULL;
+    """,
+)
 SCHEMA_VERSION = len(MIGRATIONS)
 FIRST_DUE_MIGRATION = 4
 
