@@ -1,8 +1,9 @@
 # "my reports" and "open concerns", end to end over HTTP with the fake Bot Connector.
 from __future__ import annotations
 
+from bot.store.lanes import _LANE, CARDS_LANE, TURNS
 from tests.cardcheck import assert_valid_cards, card_texts
-from tests.e2e import DSL, HEAD, OUTSIDER, REPORTER, RunningBot, User
+from tests.e2e import CHANNEL, DSL, HEAD, OUTSIDER, REPORTER, RunningBot, User
 from tests.test_e2e import CHILD, WALKS, WORDS
 
 OTHER = User("29:other", "Olly Other", "00000000-0000-0000-0000-00000000f002")
@@ -151,3 +152,47 @@ async def test_open_concerns_puts_overdue_before_the_rest_and_marks_it(bot):
     text = shown(only_card(await ask(bot, DSL, "open")))
     assert "OVERDUE - Tell the local authority" in text
     assert text.index(OTHER_CHILD) < text.index(CHILD)
+
+
+async def test_open_concerns_links_every_thread_with_one_store_call_whatever_the_count(bot):
+    """Each concern's thread link (where its alert was posted) is read for the whole list at
+    once: the command costs as many store calls with three concerns listed as with one."""
+    store = bot.server.store
+    real_run, calls = store._run, []
+
+    async def counted(work):
+        if _LANE.get() in (TURNS, CARDS_LANE):  # the chat turn's, not the outbox's or timers'
+            calls.append(work)
+        return await real_run(work)
+
+    async def calls_to_list() -> tuple[int, list[str]]:
+        calls.clear()
+        store._run = counted
+        try:
+            card = only_card(await ask(bot, DSL, "open concerns"))
+        finally:
+            del store._run
+        links = [
+            a["url"]
+            for item in card["body"]
+            for block in item.get("items", [])
+            if block["type"] == "ActionSet"
+            for a in block["actions"]
+        ]
+        return len(calls), links
+
+    await ask(bot, DSL, "open concerns")  # the first time the bot hears from her: her address
+    await file_report(bot, REPORTER, "disclosure", CHILD)
+    one_calls, one_links = await calls_to_list()
+    await file_report(bot, OTHER, "disclosure", OTHER_CHILD)
+    await file_report(bot, OTHER, "absence", "Yasmin Thirdchild")
+    three_calls, three_links = await calls_to_list()
+
+    roots = {
+        c.id.split(";messageid=")[1]
+        for c in bot.connector.conversations.values()
+        if c.channel_id == CHANNEL
+    }
+    assert len(one_links) == 1 and len(roots) == 3
+    assert {link.split("?")[0].rsplit("/", 1)[1] for link in three_links} == roots
+    assert three_calls == one_calls

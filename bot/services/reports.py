@@ -194,9 +194,10 @@ class ReportsView:
         now = self.clock()
         pages = []
         for school, routes in visible:
-            # Nobody has picked it up, then a promise is overdue, then the rest; oldest
-            # first - counted, ordered and limited by the store, so the cost does not grow
-            # with the list. One list per school: a trust lead sees each school's apart.
+            # Nobody has picked it up, then a promise is overdue (the longest overdue first),
+            # then the rest (oldest first) - counted, ordered and limited by the store, so the
+            # cost does not grow with the list. One list per school: a trust lead sees each
+            # school's apart.
             total, found = await self.store.open_concerns_page(
                 school.id, routes, now=now, limit=MAX_SHOWN
             )
@@ -208,6 +209,8 @@ class ReportsView:
         logger.info("open concerns shown count=%d schools=%d", total, len(pages))
         if not total:
             return MessageFactory.text("There are no open concerns.")
+        # Where each listed concern's alert was posted, for its thread link: one query.
+        posts = await self.store.alert_posts_for(s.id for _, _, found in pages for s in found)
         body: list[dict[str, Any]] = [heading(f"Open concerns ({total})", size="Medium")]
         lines = [f"Open concerns ({total}):"]
         for school, count, found in pages:
@@ -216,7 +219,7 @@ class ReportsView:
                 lines.append(f"{school.name} ({count}):")
             for number, stored in enumerate(found, start=1):
                 items, line = self._open_item(number, stored, now)
-                link = thread_link(school, await self.store.alert_posts(stored.id))
+                link = thread_link(school, posts.get(stored.id, []))
                 if link:  # the DSL opens the alert's own thread: its card, replies, notes
                     open_thread = {
                         "type": "Action.OpenUrl",
