@@ -19,7 +19,8 @@ from bot.clock import FileClock, utc_now
 from bot.metrics import Metrics, watch_store
 from bot.records.requests import RecordRequests
 from bot.records.service import RecordsService
-from bot.services.alerts import SEND_TIMEOUT_SECONDS, AlertService, phone_now
+from bot.services.alerts import AlertService
+from bot.services.delivery import SEND_TIMEOUT_SECONDS, phone_now
 from bot.services.timekeeper import Timekeeper
 from bot.services.worker import LoopThread, Wakeup
 from bot.settings import UNSAFE_BIND_FLAG, Settings, is_loopback

@@ -18,7 +18,7 @@ import aiohttp
 from aiohttp.test_utils import TestServer
 
 from bot.server import Server, build_server
-from bot.services.alerts import SEND_TIMEOUT_SECONDS
+from bot.services.delivery import SEND_TIMEOUT_SECONDS
 from bot.settings import Secret, Settings
 from flows.directory import SchoolDirectory
 from flows.profile import load_organisation

@@ -55,7 +55,7 @@ DECISIONS: dict[str, Decision] = {
             "Picked up",
             "acknowledged",
             frozenset({DSL, ALLEGATION}),
-            tells_reporter=False,  # the reporter is told who picked it up (alerts.py)
+            tells_reporter=False,  # the reporter is told who picked it up (acting.py)
         ),
         Decision(
             "no_further_action",

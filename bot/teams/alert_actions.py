@@ -9,7 +9,8 @@ from typing import Any
 from botbuilder.core import InvokeResponse, TurnContext
 from botbuilder.schema import Activity, ActivityTypes, Attachment
 
-from bot.services.alerts import CARD, AlertService
+from bot.services.alerts import AlertService
+from bot.services.sends import CARD
 from bot.store import Store
 from bot.teams.cards import card_summary
 

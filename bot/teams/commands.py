@@ -24,10 +24,11 @@ from botbuilder.schema import Activity, ActivityTypes, Attachment, ChannelAccoun
 
 from bot.errors import DeliveryError, DeliveryRefused
 from bot.records.requests import RecordRequests, record_command
-from bot.services.alerts import CARD, AlertService
+from bot.services.alerts import AlertService
 from bot.services.child_lookup import child_query, child_replies
 from bot.services.reconsider import RECONSIDER, Reconsideration
 from bot.services.reports import MY_REPORTS, OPEN_CONCERNS, ReportsView, report_command
+from bot.services.sends import CARD
 from bot.services.timing import MID_REPORT
 from bot.store import CARDS_LANE, Store
 from bot.teams.cards import answered_card, card_summary, is_live

@@ -21,7 +21,8 @@ from botbuilder.schema import Activity, ActivityTypes, Attachment, ChannelAccoun
 
 from bot.errors import ConflictError
 from bot.records.requests import RecordRequests
-from bot.services.alerts import CARD, AlertService
+from bot.services.alerts import AlertService
+from bot.services.sends import CARD
 from bot.services.timekeeper import Timekeeper
 from bot.store import CARDS_LANE, DuplicateActivity, Store
 from bot.teams.alert_actions import AlertActions

@@ -6,7 +6,7 @@ from __future__ import annotations
 from botbuilder.core import MessageFactory
 from botbuilder.schema import Activity, ActivityTypes, Attachment
 
-from bot.services.alerts import CARD
+from bot.services.sends import CARD
 from bot.teams.cards import is_live, message_card, reply_card, reply_summary
 from dialogs.replies import Reply
 from dialogs.text import reply_text
