@@ -78,6 +78,17 @@ async def test_a_card_opens_only_the_concerns_new_or_changed_since_the_last(stor
     assert opened.ids == []
 
 
+async def test_cards_rendered_at_once_read_the_history_once(store) -> None:
+    for n in range(20):
+        await store.save_concern(_concern(f"c{n:02d}", NAMES[n]), at=AT + timedelta(n))
+    opened = Opened(store)
+    chronology = Chronology(store, SCHOOL, lambda: AT)
+    later = [await store.get_concern(f"c{n:02d}") for n in range(10, 20)]
+    found = await asyncio.gather(*(chronology.suggestions(stored) for stored in later))
+    assert found == [[]] * 10
+    assert sorted(opened.ids) == [f"c{n:02d}" for n in range(20)]
+
+
 async def test_a_corrected_name_and_a_late_commit_are_both_seen(store) -> None:
     chronology = Chronology(store, SCHOOL, lambda: AT)
     await store.save_concern(_concern("a", "Amelia Jones"), at=AT)

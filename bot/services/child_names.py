@@ -9,6 +9,7 @@ distinct first names, not a read of its whole history for every alert and card u
 
 from __future__ import annotations
 
+import asyncio
 import difflib
 import re
 import threading
@@ -151,15 +152,25 @@ class NameIndex:
     """Per school: each raised DSL-team concern's `ChildKey`, kept in step with the store.
 
     Shared by the chat loop and the outbox's loop (each its own thread), so its maps change
-    and are read only under a thread lock, never across an await."""
+    and are read only under a thread lock, never across an await. Refreshes of one school in
+    one loop go one at a time: ten alert cards rendered at once after a restart read the
+    school's history once, not ten times."""
 
     def __init__(self, store: Any) -> None:
         self.store = store
         self._schools: dict[str, _School] = {}
         self._lock = threading.Lock()
+        self._refreshing: dict[tuple[int, str], asyncio.Lock] = {}
 
     async def refresh(self, school_id: str) -> None:
         """Read what changed since the last refresh (everything, the first time)."""
+        key = (id(asyncio.get_running_loop()), school_id)
+        with self._lock:
+            one_at_a_time = self._refreshing.setdefault(key, asyncio.Lock())
+        async with one_at_a_time:
+            await self._refresh(school_id)
+
+    async def _refresh(self, school_id: str) -> None:
         with self._lock:
             school = self._schools.setdefault(school_id, _School())
             since = school.seen_up_to
