@@ -12,13 +12,10 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from botbuilder.schema import Activity, ActivityTypes, Attachment
-
 from bot.services.chronology import Chronology
 from bot.services.reports import IN_PROGRESS
-from bot.teams.cards import card, heading, verbatim
+from bot.teams.cards import card, card_message, heading, verbatim
 
-CARD = "application/vnd.microsoft.card.adaptive"
 REFUSED = (
     "Only the DSL team can look up a child's chronology. If you are worried about a child, "
     "tell me what happened, or speak to the DSL."
@@ -91,11 +88,4 @@ async def child_replies(chronology: Chronology, caller: str | None, name: str) -
                 ],
             }
         )
-    out = card(body)
-    out["fallbackText"] = f"Chronology: {len(found)} found"
-    return [
-        Activity(
-            type=ActivityTypes.message,
-            attachments=[Attachment(content_type=CARD, content=out)],
-        )
-    ]
+    return [card_message(card(body), f"Chronology: {len(found)} found", "Chronology")]

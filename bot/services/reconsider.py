@@ -21,9 +21,9 @@ from botbuilder.core import MessageFactory
 from botbuilder.schema import Activity
 
 from bot.services.alerts import AlertService
-from bot.services.reports import RECONSIDER, _card_activity, _line
+from bot.services.reports import RECONSIDER, _line
 from bot.store import Store, StoredConcern
-from bot.teams.cards import card, heading, submit
+from bot.teams.cards import card, card_message, heading, submit
 from flows.concern import Reporter
 from flows.engine import contact_line
 
@@ -135,7 +135,7 @@ class Reconsideration:
             )
             lines.append(title)
         logger.info("reconsideration route shown reports=%d", len(found))
-        return _card_activity(card(body), "\n".join(lines), "Not acted on")
+        return card_message(card(body), "\n".join(lines), "Not acted on")
 
     # -- a request about one report --------------------------------------------------------
 

@@ -15,10 +15,10 @@ from typing import Any
 from urllib.parse import quote, urlencode
 
 from botbuilder.core import MessageFactory
-from botbuilder.schema import Activity, ActivityTypes, Attachment
+from botbuilder.schema import Activity
 
 from bot.store import Store, StoredConcern
-from bot.teams.cards import card, heading, submit, verbatim
+from bot.teams.cards import card, card_message, heading, submit, verbatim
 from dialogs.session import recipient
 from flows.concern import FLAGS, Reporter
 from flows.directory import SchoolDirectory
@@ -26,7 +26,6 @@ from flows.profile import SchoolProfile
 
 logger = logging.getLogger(__name__)
 
-CARD = "application/vnd.microsoft.card.adaptive"
 MY_REPORTS = "my_reports"
 OPEN_CONCERNS = "open_concerns"
 # Always a command, even part-way through a report (no question's answer looks like these).
@@ -124,7 +123,7 @@ class ReportsView:
         if len(found) > MAX_SHOWN:
             body.append(_line(f"Showing your {MAX_SHOWN} most recent reports.", subtle=True))
         refresh = submit("Refresh", {"action": "command", "command": MY_REPORTS})
-        return _card_activity(card(body, [refresh]), "\n".join(lines), "Your reports")
+        return card_message(card(body, [refresh]), "\n".join(lines), "Your reports")
 
     async def _reporter_status(self, stored: StoredConcern) -> str:
         concern = stored.concern
@@ -232,7 +231,7 @@ class ReportsView:
             if count > MAX_SHOWN:
                 body.append(_line(f"And {count - MAX_SHOWN} more, not shown.", subtle=True))
         refresh = submit("Refresh", {"action": "command", "command": OPEN_CONCERNS})
-        return _card_activity(card(body, [refresh]), "\n".join(lines), "Open concerns")
+        return card_message(card(body, [refresh]), "\n".join(lines), "Open concerns")
 
     def _open_item(
         self, number: int, stored: StoredConcern, now: datetime
@@ -326,12 +325,3 @@ def _parse(text: str | None) -> datetime | None:
 def _overdue(stored: StoredConcern, now: datetime) -> bool:
     due = [_parse(d.due_at) for d in stored.concern.deadlines]
     return any(at is not None and at < now for at in due)
-
-
-def _card_activity(content: dict[str, Any], fallback: str, summary: str) -> Activity:
-    content["fallbackText"] = fallback
-    return Activity(
-        type=ActivityTypes.message,
-        summary=summary,
-        attachments=[Attachment(content_type=CARD, content=content)],
-    )

@@ -11,9 +11,12 @@ import json
 import re
 from typing import Any
 
+from botbuilder.schema import Activity, ActivityTypes, Attachment
+
 from dialogs.replies import Reply
 from dialogs.text import reply_text
 
+CARD = "application/vnd.microsoft.card.adaptive"  # an attachment's content type
 SCHEMA = "http://adaptivecards.io/schemas/adaptive-card.json"
 VERSION = "1.5"
 # Teams refuses messages over about 28 KB; keep each card well under it.
@@ -26,6 +29,17 @@ def card(body: list[dict[str, Any]], actions: list[dict[str, Any]] | None = None
     if actions:
         out["actions"] = actions
     return out
+
+
+def card_message(content: dict[str, Any], fallback: str, summary: str) -> Activity:
+    """A message of one card, with the text a client that cannot show cards reads instead
+    (`fallback`) and the line a notification shows (`summary`)."""
+    content["fallbackText"] = fallback
+    return Activity(
+        type=ActivityTypes.message,
+        summary=summary,
+        attachments=[Attachment(content_type=CARD, content=content)],
+    )
 
 
 def card_bytes(activity_or_card: dict[str, Any]) -> int:

@@ -21,15 +21,14 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from botbuilder.core import MessageFactory
-from botbuilder.schema import Activity, ActivityTypes, Attachment
+from botbuilder.schema import Activity
 
-from bot.teams.cards import card, heading, submit
+from bot.teams.cards import card, card_message, heading, submit
 from flows.directory import SchoolDirectory
 from flows.profile import SchoolProfile
 
 logger = logging.getLogger(__name__)
 
-CARD = "application/vnd.microsoft.card.adaptive"
 PART = "school"
 CHOOSE = "choose_school"
 MY_SCHOOL = "my_school"
@@ -237,7 +236,7 @@ class SchoolResolver:
         ]
         actions = self._choice_actions(resolution.choices, body)
         lines = [title, *(f"- {s.name}" for s in resolution.choices)]
-        return _card_activity(card(body, actions), "\n".join(lines), title)
+        return card_message(card(body, actions), "\n".join(lines), title)
 
     def _choice_actions(
         self, choices: tuple[SchoolProfile, ...], body: list[dict[str, Any]]
@@ -293,7 +292,7 @@ class SchoolResolver:
         choices = tuple(s for s in self.schools.in_tenant(tenant_id) if s is not current)
         actions = self._choice_actions(choices, body)
         lines = [title, "To change it, choose:", *(f"- {s.name}" for s in choices)]
-        return _card_activity(card(body, actions), "\n".join(lines), "Your school")
+        return card_message(card(body, actions), "\n".join(lines), "Your school")
 
 
 def _now_at(school: SchoolProfile) -> str:
@@ -302,12 +301,3 @@ def _now_at(school: SchoolProfile) -> str:
 
 def _text(text: str) -> dict[str, Any]:
     return {"type": "TextBlock", "text": text, "wrap": True}
-
-
-def _card_activity(content: dict[str, Any], fallback: str, summary: str) -> Activity:
-    content["fallbackText"] = fallback
-    return Activity(
-        type=ActivityTypes.message,
-        summary=summary,
-        attachments=[Attachment(content_type=CARD, content=content)],
-    )
