@@ -41,6 +41,7 @@ _ENV = jinja2.Environment(
     finalize=_finalize,
     trim_blocks=True,
     lstrip_blocks=True,
+    auto_reload=False,  # the template ships with the code: no stat() of it on every card
 )
 _ENV.filters["verbatim"] = lambda text: _Json(json.dumps(verbatim(text), ensure_ascii=False)[1:-1])
 # A list's items, comma-separated, to sit inside a JSON array of the template.
