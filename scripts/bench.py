@@ -525,17 +525,25 @@ def table(r: dict[str, Any]) -> str:
             else "no pruning",
         )
     )
-    widths = [max(len(row[i]) for row in rows) for i in range(4)]
+    return (
+        markdown_table(rows)
+        + f"\n\nMachine: {machine()}; errors: echo {r['echo_errors']}, ours {r['ours_errors']}."
+    )
+
+
+def markdown_table(rows: list[tuple[str, ...]]) -> str:
+    """The rows as a Markdown table, the first row its heading, columns padded to line up."""
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     lines = [
         "| " + " | ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) + " |"
         for row in rows
     ]
     lines.insert(1, "|" + "|".join("-" * (w + 2) for w in widths) + "|")
-    machine = f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
-    return (
-        "\n".join(lines)
-        + f"\n\nMachine: {machine}; errors: echo {r['echo_errors']}, ours {r['ours_errors']}."
-    )
+    return "\n".join(lines)
+
+
+def machine() -> str:
+    return f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
 
 
 if __name__ == "__main__":

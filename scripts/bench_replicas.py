@@ -20,7 +20,6 @@ import asyncio
 import base64
 import json
 import os
-import platform
 import sys
 import tempfile
 import time
@@ -32,7 +31,18 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "scripts"))
 
 import bench  # noqa: E402
-from bench import Load, Plan, Server, TimedConnector, _post, _staff, _walk, pct  # noqa: E402
+from bench import (  # noqa: E402
+    Load,
+    Plan,
+    Server,
+    TimedConnector,
+    _post,
+    _staff,
+    _walk,
+    machine,
+    markdown_table,
+    pct,
+)
 
 from tests.e2e import Clock, RunningBot  # noqa: E402
 
@@ -157,14 +167,7 @@ def table(r: dict[str, Any]) -> str:
                 f"{x['alert_p50_s']:.2f} / {x['alert_p99_s']:.2f}{lost}",
             )
         )
-    widths = [max(len(row[i]) for row in rows) for i in range(4)]
-    lines = [
-        "| " + " | ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) + " |"
-        for row in rows
-    ]
-    lines.insert(1, "|" + "|".join("-" * (w + 2) for w in widths) + "|")
-    machine = f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
-    return "\n".join(lines) + f"\n\n{r['staff']} staff, no pauses. Machine: {machine}."
+    return markdown_table(rows) + f"\n\n{r['staff']} staff, no pauses. Machine: {machine()}."
 
 
 if __name__ == "__main__":
