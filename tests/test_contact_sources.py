@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from dialogs import contacts
-from flows.engine import contact_line
+from flows.procedure_text import contact_line
 from flows.profile import (
     ProfileError,
     SchoolProfile,

@@ -14,9 +14,9 @@ import pytest
 from flows.catalogue import compile_all, definitions_dir, load_definitions
 from flows.deadlines import DEADLINES
 from flows.definition import FINAL_STATES, FlowDefinition, Step
-from flows.engine import render, template_context
 from flows.graph import check_graph, edges, is_end
 from flows.guards import GUARDS
+from flows.procedure_text import render, template_context
 from flows.profile import SchoolProfile
 from tests.flowkit import all_schools
 

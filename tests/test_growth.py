@@ -16,7 +16,7 @@ from bot.settings import Settings
 from bot.store import OutboxMessage, Store, TimerSpec
 from bot.store.model import _iso
 from bot.store.rows import _concern_row, _upsert_concern
-from flows import engine
+from flows import procedure_text
 from flows.calendar import working_days_for
 from flows.concern import Deadline
 from tests.e2e import SCHOOL
@@ -265,11 +265,11 @@ async def test_the_open_concerns_page_reads_index_ranges_and_sorts_nothing(
 
 
 def test_prompt_templates_are_compiled_once_not_every_turn():
-    engine._compiled.cache_clear()
-    context = engine.template_context(SCHOOL)
+    procedure_text._compiled.cache_clear()
+    context = procedure_text.template_context(SCHOOL)
     for _ in range(5):
-        engine.render("Phone {{ number('emergency') }} now.", context)
-    info = engine._compiled.cache_info()
+        procedure_text.render("Phone {{ number('emergency') }} now.", context)
+    info = procedure_text._compiled.cache_info()
     assert (info.misses, info.hits) == (1, 4)
 
 

@@ -16,7 +16,7 @@ from bot.services.decisions import DECISIONS, short_label
 from bot.services.timing import deadline_met_at
 from flows.catalogue import catalogue
 from flows.concern import ROUTES, Concern
-from flows.engine import render, template_context
+from flows.procedure_text import render, template_context
 from flows.routing import named_people
 
 RECORD_FORMAT = "safeguarding-record/1"

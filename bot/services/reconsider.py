@@ -25,7 +25,7 @@ from bot.services.reports import RECONSIDER, _line
 from bot.store import Store, StoredConcern
 from bot.teams.cards import card, card_message, heading, submit
 from flows.concern import Reporter
-from flows.engine import contact_line
+from flows.procedure_text import contact_line
 
 logger = logging.getLogger(__name__)
 
