@@ -74,17 +74,14 @@ def similar_name(a: str | None, b: str | None) -> bool:
     return _tokens_alike(name_tokens(a), name_tokens(b))
 
 
-def _years_fit(a: str | None, b: str | None) -> bool:
+def years_fit(a: str | None, b: str | None) -> bool:
+    """Year groups (`year_group`'s) the same, or the later one up (the school year moved
+    on); unknown fits anything."""
     if a is None or b is None or a == b:
         return True
     if a.isdigit() and b.isdigit():
         return int(b) - int(a) == 1
     return (a, b) in {("N", "R"), ("R", "1")}
-
-
-def years_fit(earlier: str | None, later: str | None) -> bool:
-    """The same year group, or one up (the school year moved on); unknown fits anything."""
-    return _years_fit(year_group(earlier), year_group(later))
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,7 +99,7 @@ class ChildKey:
 def keys_match(earlier: ChildKey, later: ChildKey) -> bool:
     if not _tokens_alike(earlier.tokens, later.tokens):
         return False
-    if not _years_fit(earlier.year, later.year):
+    if not years_fit(earlier.year, later.year):
         return False
     # A first name alone is weak: then the year group must be known and the same.
     if min(len(earlier.tokens), len(later.tokens)) < 2:
