@@ -60,6 +60,7 @@ async def start_replica(data: Path, database_url: str = "") -> Server:
     return await bench._start(command, env, ROOT, port)
 
 
+@bench.measured
 async def saturate_across(
     urls: list[str], connector: TimedConnector, plan: Plan, offset: int
 ) -> Load:
