@@ -120,7 +120,8 @@ def build_server(
         # The outbox and the timers run in the background for as long as the app runs, each
         # in its own store lane (thread and connection): chat traffic never delays an alert.
         # The outbox also has its own thread and event loop: however many turns the chat
-        # loop is juggling, an alert's sends and store calls do not wait behind them.
+        # loop is juggling, an alert's sends and store calls do not wait behind them; its
+        # store calls run on that thread (inline), not handed to another and back.
         stop = asyncio.Event()
         await alerts.reclaim_unfinished()  # a crash's unfinished sends go again at once
         outbox = LoopThread("outbox")
@@ -128,7 +129,10 @@ def build_server(
         outbox_stop = Wakeup(outbox.loop)
         tasks = [
             asyncio.create_task(
-                outbox.run(alerts.run(outbox_stop, poll_seconds), store.lane_context("outbox"))
+                outbox.run(
+                    alerts.run(outbox_stop, poll_seconds),
+                    store.lane_context("outbox", inline=True),
+                )
             ),
             asyncio.create_task(
                 timekeeper.run(stop, poll_seconds), context=store.lane_context("timers")

@@ -46,24 +46,28 @@ def _concern(cid: str, name: str | None, year: str | None = "Y4") -> Concern:
 
 
 class Opened:
-    """Counts the concerns the index opens (reads whole, names unsealed)."""
+    """Counts the concerns the chronology's name index opens (reads whole, names unsealed)."""
 
-    def __init__(self, store) -> None:
+    def __init__(self, chronology: Chronology) -> None:
         self.ids: list[str] = []
-        real = store.concerns_by_id
+        ids, store = self.ids, chronology.names.store
 
-        async def counted(ids):
-            self.ids += ids
-            return await real(ids)
+        class Counting:
+            def __getattr__(self, name):
+                return getattr(store, name)
 
-        store.concerns_by_id = counted
+            async def concerns_by_id(self, wanted):
+                ids.extend(wanted)
+                return await store.concerns_by_id(wanted)
+
+        chronology.names.store = Counting()
 
 
 async def test_a_card_opens_only_the_concerns_new_or_changed_since_the_last(store) -> None:
     for n in range(40):
         await store.save_concern(_concern(f"c{n:02d}", NAMES[n]), at=AT + timedelta(n))
-    opened = Opened(store)
     chronology = Chronology(store, SCHOOL, lambda: AT)
+    opened = Opened(chronology)
     await store.save_concern(_concern("new", NAMES[3]), at=AT + timedelta(days=41))
     found = await chronology.suggestions(await store.get_concern("new"))
     assert [s.id for s in found] == ["c03"]
@@ -81,12 +85,83 @@ async def test_a_card_opens_only_the_concerns_new_or_changed_since_the_last(stor
 async def test_cards_rendered_at_once_read_the_history_once(store) -> None:
     for n in range(20):
         await store.save_concern(_concern(f"c{n:02d}", NAMES[n]), at=AT + timedelta(n))
-    opened = Opened(store)
     chronology = Chronology(store, SCHOOL, lambda: AT)
+    opened = Opened(chronology)
     later = [await store.get_concern(f"c{n:02d}") for n in range(10, 20)]
     found = await asyncio.gather(*(chronology.suggestions(stored) for stored in later))
     assert found == [[]] * 10
     assert sorted(opened.ids) == [f"c{n:02d}" for n in range(20)]
+
+
+def count_version_reads(store) -> list[str]:
+    """Each read of a school's concern versions (one hop to the store's thread)."""
+    reads: list[str] = []
+    real = store.concern_versions
+
+    async def counted(school_id, since=None):
+        reads.append(school_id)
+        return await real(school_id, since=since)
+
+    store.concern_versions = counted
+    return reads
+
+
+async def test_cards_rendered_at_once_share_their_reads_of_the_store(store) -> None:
+    for n in range(20):
+        await store.save_concern(_concern(f"c{n:02d}", NAMES[n]), at=AT + timedelta(n))
+    chronology = Chronology(store, SCHOOL, lambda: AT)
+    later = [await store.get_concern(f"c{n:02d}") for n in range(10, 20)]
+    reads = count_version_reads(store)
+    await asyncio.gather(*(chronology.suggestions(stored) for stored in later))
+    # The first card reads; the nine that asked while it was reading share one more read.
+    assert len(reads) == 2
+
+
+async def test_a_card_opens_its_suggestions_in_one_store_call(store) -> None:
+    chronology = Chronology(store, SCHOOL, lambda: AT)
+    for n in range(5):
+        await store.save_concern(_concern(f"e{n}", "Amelia Jones"), at=AT + timedelta(hours=n))
+    await store.save_concern(_concern("now", "Amelia Jones"), at=AT + timedelta(days=1))
+    now = await store.get_concern("now")
+    await chronology.names.refresh(SCHOOL.id)
+    calls = []
+    for name in ("get_concern", "concerns_by_id"):
+        real = getattr(store, name)
+
+        async def counted(*args, _real=real, _name=name, **kwargs):
+            calls.append(_name)
+            return await _real(*args, **kwargs)
+
+        setattr(store, name, counted)
+    assert [s.id for s in await chronology.suggestions(now)] == ["e4", "e3", "e2"]
+    assert calls == ["concerns_by_id"]
+
+
+async def test_a_concern_committed_during_a_refresh_is_read_by_the_card_that_asks_after(
+    store,
+) -> None:
+    chronology = Chronology(store, SCHOOL, lambda: AT)
+    await store.save_concern(_concern("first", "Ben Carter"), at=AT + timedelta(hours=1))
+    reading, go_on = asyncio.Event(), asyncio.Event()
+    real = store.concern_versions
+
+    async def slow_first(school_id, since=None):
+        found = await real(school_id, since=since)
+        if not reading.is_set():
+            reading.set()
+            await go_on.wait()  # this refresh read before "now" was committed
+        return found
+
+    store.concern_versions = slow_first
+    first = asyncio.create_task(chronology.suggestions(await store.get_concern("first")))
+    await reading.wait()
+    await store.save_concern(_concern("old", "Amelia Jones"), at=AT + timedelta(hours=2))
+    await store.save_concern(_concern("now", "Amelia Jones"), at=AT + timedelta(days=1))
+    second = asyncio.create_task(chronology.suggestions(await store.get_concern("now")))
+    await asyncio.sleep(0)
+    go_on.set()
+    assert await first == []
+    assert [s.id for s in await second] == ["old"]
 
 
 async def test_a_corrected_name_and_a_late_commit_are_both_seen(store) -> None:

@@ -38,6 +38,33 @@ async def test_each_lane_has_its_own_thread_and_connection_never_the_default_exe
     assert {t for t, _ in again} == {turns[0]}
 
 
+async def test_an_inline_lane_runs_on_the_callers_own_thread_with_the_lanes_connection(
+    store: Store,
+):
+    _, outbox_conn = await asyncio.create_task(
+        _thread_and_connection(store), context=store.lane_context("outbox")
+    )
+
+    async def calls() -> list[tuple[str, int]]:
+        found = [await _thread_and_connection(store)]
+        with store.in_lane("timers"):  # another lane from inside goes to that lane's thread
+            found.append(await _thread_and_connection(store))
+        return found
+
+    here, elsewhere = await asyncio.create_task(
+        calls(), context=store.lane_context("outbox", inline=True)
+    )
+    assert here == (threading.current_thread().name, outbox_conn)
+    assert elsewhere[0].startswith("store-timers")
+    # Writes too (through the write gate on SQLite).
+    commits: list[tuple[str, str]] = []
+    store.commit_hooks.append(lambda lane: commits.append((lane, threading.current_thread().name)))
+    await asyncio.create_task(
+        store.save_concern(make_concern(), at=T0), context=store.lane_context("outbox", inline=True)
+    )
+    assert commits == [("outbox", threading.current_thread().name)]
+
+
 async def test_a_turn_unit_commits_its_writes_and_seen_mark_once(store: Store):
     commits: list[str] = []
     store.commit_hooks.append(commits.append)

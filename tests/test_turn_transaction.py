@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import threading
 from pathlib import Path
 
 import aiohttp
@@ -47,6 +48,21 @@ async def test_a_turn_that_writes_commits_once(bot: RunningBot):
     assert commits.count("sends") == 1 and commits.count("turns") == 0
     await bot.settle()
     assert len(bot.channel_posts()) == 1
+
+
+async def test_the_outbox_writes_on_its_own_thread_with_no_hop_to_another(bot: RunningBot):
+    # Under a saturated chat loop each hop between threads waits ~15 ms for the GIL, and an
+    # alert's delivery makes a dozen store calls (README, Performance).
+    threads: list[tuple[str, str]] = []
+    bot.server.store.commit_hooks.append(
+        lambda lane: threads.append((lane, threading.current_thread().name))
+    )
+    await bot.post(bot.message(value={"action": "start", "flow": "disclosure"}))
+    for answer in [*WALK, "send"]:
+        await bot.say(answer)
+    await bot.settle()
+    assert len(bot.channel_posts()) == 1
+    assert {thread for lane, thread in threads if lane == "outbox"} == {"outbox"}
 
 
 async def test_a_read_only_turn_commits_once_and_a_resent_activity_not_at_all(bot: RunningBot):

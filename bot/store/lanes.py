@@ -29,11 +29,14 @@ SENDS_LANE = "sends"
 LANES = (TURNS, "outbox", "timers", "maintenance", CARDS_LANE, SENDS_LANE)
 _LOW_PRIORITY = frozenset({TURNS, CARDS_LANE})
 _LANE: contextvars.ContextVar[str] = contextvars.ContextVar("store_lane", default=TURNS)
+# The lane's calls run on the calling thread (a worker with a thread and loop of its own).
+_INLINE: contextvars.ContextVar[bool] = contextvars.ContextVar("store_inline", default=False)
 _UNIT: contextvars.ContextVar[TurnUnit | None] = contextvars.ContextVar("store_unit", default=None)
 
 
 class _Lane:
-    """One thread and one connection: a lane's calls reach the file one at a time, in order."""
+    """One thread and one connection: a lane's calls reach the file one at a time, in order
+    (on the lane's thread, or under its lock on a caller's own thread - `inline`)."""
 
     def __init__(self, name: str, conn: Connection) -> None:
         self.name = name
