@@ -16,6 +16,7 @@ from bot.settings import Settings
 from bot.store.keys import load_codec
 from tests.e2e import REPORTER, Clock, RunningBot
 from tests.fakeconnector import FakeConnector
+from tests.stores import raw
 from tests.test_e2e import CHILD, WALKS, alert_card, text_runs
 from tests.test_restart import free_port, kill, start_server, wait_for
 
@@ -63,6 +64,21 @@ async def test_the_outbox_writes_on_its_own_thread_with_no_hop_to_another(bot: R
     await bot.settle()
     assert len(bot.channel_posts()) == 1
     assert {thread for lane, thread in threads if lane == "outbox"} == {"outbox"}
+
+
+async def test_a_known_persons_next_turn_rewrites_no_conversation_reference(bot: RunningBot):
+    def refs() -> list[tuple]:
+        with raw(bot.server.store) as db:
+            return db.execute(
+                "SELECT kind, key, updated_at FROM conversation_refs ORDER BY kind, key"
+            ).fetchall()
+
+    await bot.post(bot.message("lado"))
+    first = refs()
+    assert [kind for kind, _, _ in first] == ["service", "user"]
+    bot.clock.advance(minutes=5)
+    await bot.post(bot.message("out of hours"))  # another activity, so another activity id
+    assert refs() == first
 
 
 async def test_a_read_only_turn_commits_once_and_a_resent_activity_not_at_all(bot: RunningBot):

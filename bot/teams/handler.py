@@ -131,9 +131,15 @@ class SafeguardingBot(TeamsActivityHandler):
         )
 
     async def _remember(self, turn_context: TurnContext) -> None:
-        """Keep where to reach this person (1:1) or channel, refreshed from every activity."""
+        """Keep where to reach this person (1:1) or channel, refreshed from every activity.
+
+        Without the activity's own id: nothing later replies "to" it (proactive sends never
+        do, bot/teams/connector.py), and with it every turn rewrote - and re-sealed - rows
+        that had not changed."""
         activity = turn_context.activity
-        reference = TurnContext.get_conversation_reference(activity)
+        ref = TurnContext.get_conversation_reference(activity)
+        ref.activity_id = None
+        reference = ref.serialize()  # once, for every row below
         conversation_type = (
             activity.conversation.conversation_type if activity.conversation else None
         )
