@@ -17,7 +17,7 @@ from bot.services.child_names import OVERLAP, ChildKey, NameIndex, same_child
 from bot.services.chronology import Chronology
 from bot.store import open_store
 from flows.concern import Concern, Reporter
-from tests.e2e import SCHOOL
+from tests.e2e import SCHOOL, RunningBot
 
 pytestmark = pytest.mark.every_backend
 
@@ -162,6 +162,23 @@ async def test_a_concern_committed_during_a_refresh_is_read_by_the_card_that_ask
     go_on.set()
     assert await first == []
     assert [s.id for s in await second] == ["old"]
+
+
+async def test_a_restarted_server_reads_the_names_before_any_card_needs_them(
+    bot: RunningBot,
+) -> None:
+    for n in range(5):
+        await bot.server.store.save_concern(_concern(f"c{n}", NAMES[n]), at=AT + timedelta(n))
+    await bot.stop()
+    await bot.start()
+    names = bot.server.alerts.chronology.names
+    for _ in range(500):
+        school = names._schools.get(SCHOOL.id)
+        if school is not None and len(school.entries) == 5:
+            break
+        await asyncio.sleep(0.01)
+    else:
+        raise AssertionError("the first alert after a restart would read the whole history")
 
 
 async def test_a_corrected_name_and_a_late_commit_are_both_seen(store) -> None:
