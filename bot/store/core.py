@@ -223,7 +223,9 @@ class StoreCore(Storage):
                 return work(lane.conn)
 
         try:
-            if _INLINE.get() and lane.name == _LANE.get():  # not a shared connection's lane
+            # Inline only on the lane asked for (not on the turns lane a one-connection store
+            # shares between all of them).
+            if _INLINE.get() and lane.name == _LANE.get():
                 return call()
             return await asyncio.get_running_loop().run_in_executor(lane.executor, call)
         except self.DB_ERRORS as exc:
