@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import threading
 from collections.abc import Collection
 from typing import Any
 
@@ -32,6 +33,8 @@ logger = logging.getLogger(__name__)
 MESSAGES_PATH = "/api/messages"
 # /readyz's answer when the store cannot answer a cheap query in time (fixed: no error text).
 NOT_READY = {"status": "not ready", "reason": "database unavailable"}
+# ... and while start-up work that the first alert would otherwise wait for is not done.
+STARTING = {"status": "not ready", "reason": "starting"}
 READY_TIMEOUT_SECONDS = 3.0
 
 SETTINGS_KEY = web.AppKey("settings", Settings)
@@ -72,13 +75,16 @@ def create_app(
     allowed_tenant_ids: Collection[str] | None = None,
     metrics: Metrics | None = None,
     lanes: TurnLanes | None = None,
+    started: threading.Event | None = None,
 ) -> web.Application:
     """Build the web app. No globals: tests build as many as they like.
 
     `allowed_tenant_ids` defaults to the settings' (ALLOWED_TENANT_IDS, else APP_TENANTID).
     Production refuses to start without one; local development without one accepts any
     tenant, with a warning. `lanes` is the bot's turns lane (bot/teams/lanes.py): a turn
-    that can send a report goes before the chat queued there.
+    that can send a report goes before the chat queued there. `started`: set once the
+    server's start-up work is done (server.py: the child-name index read); until then
+    /readyz answers 503, so a platform warm-up or load balancer waits for it.
     """
     lanes = lanes or TurnLanes()
     adapter = adapter or create_adapter(settings)
@@ -147,6 +153,8 @@ def create_app(
         return web.json_response({"status": "ok"})
 
     async def readyz(_: web.Request) -> web.Response:
+        if started is not None and not started.is_set():
+            return web.json_response(STARTING, status=503)
         # A database that hangs is as unready as one that refuses: the probe must answer in
         # time for the load balancer to route around this replica.
         try:

@@ -114,6 +114,7 @@ def build_server(
         allowed_tenant_ids=tenants,
         metrics=metrics,
         lanes=bot.lanes,
+        started=alerts.names_read,
     )
 
     async def outbox_worker(_: web.Application):

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -121,6 +122,20 @@ async def test_readyz_follows_the_store(client: TestClient, store: SqliteStore) 
     assert (await client.get("/readyz")).status == 200
     store.close()
     assert (await client.get("/readyz")).status == 503
+
+
+async def test_readyz_waits_for_the_start_up_work(
+    aiohttp_client: ClientFactory, settings: Settings, bot: EchoBot, store: SqliteStore
+) -> None:
+    started = threading.Event()
+    client = await aiohttp_client(
+        create_app(settings, bot, store, allowed_tenant_ids={OUR_TENANT}, started=started)
+    )
+    response = await client.get("/readyz")
+    assert response.status == 503
+    assert await response.json() == {"status": "not ready", "reason": "starting"}
+    started.set()
+    assert (await client.get("/readyz")).status == 200
 
 
 # -- /api/messages ------------------------------------------------------------------------------

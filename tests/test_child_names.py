@@ -9,6 +9,7 @@ import tempfile
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import aiohttp
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -179,6 +180,13 @@ async def test_a_restarted_server_reads_the_names_before_any_card_needs_them(
         await asyncio.sleep(0.01)
     else:
         raise AssertionError("the first alert after a restart would read the whole history")
+    # ... and until it has, the server tells a platform's warm-up it is still starting.
+    readyz = bot.url.replace("/api/messages", "/readyz")
+    assert bot.server.alerts.names_read.is_set()
+    async with aiohttp.ClientSession() as http:
+        assert (await http.get(readyz)).status == 200
+        bot.server.alerts.names_read.clear()
+        assert (await http.get(readyz)).status == 503
 
 
 async def test_a_corrected_name_and_a_late_commit_are_both_seen(store) -> None:

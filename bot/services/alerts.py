@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
+import threading
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime
@@ -69,6 +70,9 @@ class AlertService:
         self.default_service_url = default_service_url
         self.wakeup = asyncio.Event()
         self.chronology = Chronology(store, self.schools, clock)
+        # Set once the outbox has read each school's child names (or failed to): until then
+        # /readyz says "starting", so a platform's warm-up waits rather than the first alert.
+        self.names_read = threading.Event()
 
         def wake() -> None:  # read late: server.py swaps in its own loop's event
             self.wakeup.set()
@@ -203,11 +207,14 @@ class AlertService:
             await asyncio.gather(warm_up, return_exceptions=True)
 
     async def _read_names(self) -> None:
-        for school in self.schools.schools:
-            try:
-                await self.chronology.names.refresh(school.id)
-            except Exception as exc:  # the first card reads it instead
-                logger.warning("child-name index not read at start: %s", type(exc).__name__)
+        try:
+            for school in self.schools.schools:
+                try:
+                    await self.chronology.names.refresh(school.id)
+                except Exception as exc:  # the first card reads it instead
+                    logger.warning("child-name index not read at start: %s", type(exc).__name__)
+        finally:
+            self.names_read.set()
 
 
 def _moved_deadlines(before: Concern, after: Concern, now: datetime) -> list[TimerSpec]:
