@@ -8,7 +8,8 @@ from datetime import datetime
 from typing import TextIO
 from zoneinfo import ZoneInfo
 
-from dialogs.session import Session, recipient
+from dialogs.replies import recipient
+from dialogs.session import Session
 from dialogs.text import concern_text, reply_text
 from flows.concern import Reporter
 

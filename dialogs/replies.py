@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 from flows.concern import Concern
+from flows.engine import Prompt
+from flows.routing import case_managers, describe
 
 
 @dataclass(frozen=True)
@@ -73,3 +76,37 @@ class TurnResult:
     # What this turn answered, as (label, answer as shown): the card that asked it is
     # replaced by these read-only lines.
     answered: list[tuple[str, str]] = field(default_factory=list)
+
+
+def question(prompt: Prompt, progress_line: str | None = None, today: str | None = None) -> Reply:
+    """The card (or console text) asking a flow's current question."""
+    inputs = {"text": "text", "datetime": "datetime", "number": "number"}
+    options = tuple(Option(value, label) for value, label in prompt.choices)
+    if prompt.kind == "info":
+        options = (Option("ok", "OK - carry on", "positive"),)
+    return Reply(
+        kind="question",
+        text=prompt.text,
+        rules=prompt.rules,
+        help=prompt.help,
+        options=options,
+        input=inputs.get(prompt.kind),
+        optional=prompt.optional,
+        submit={"action": "answer", "step": prompt.step_id},
+        progress=progress_line,
+        today=today if prompt.kind == "datetime" else None,
+    )
+
+
+def recipient(profile: Any, route: str, subject_ids: Iterable[str] = ()) -> str:
+    """Who a report on `route` goes to, in words; an allegation never names its subject."""
+    if route == "dsl_team":
+        return f"the DSL team ({profile.dsl.name} and deputies)"
+    if route == "lado":
+        return "nobody in school: report it to the LADO yourself"
+    people = case_managers(profile, route, subject_ids)
+    if route == "chair_of_governors":
+        return f"the {profile.chair_title.lower()} ({describe(people)}) only"
+    if len(people) == 1 and people[0] == profile.headteacher:
+        return f"the headteacher ({profile.headteacher.name}) only"
+    return f"the case managers for allegations ({describe(people)}) only"

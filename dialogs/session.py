@@ -3,20 +3,19 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
 from dialogs import contacts
-from dialogs.replies import Event, Option, Reply, TurnResult
+from dialogs.replies import Event, Option, Reply, TurnResult, question, recipient
 from dialogs.triage import suggest
 from flows.calendar import working_days_for
 from flows.catalogue import catalogue
 from flows.concern import Reporter
-from flows.engine import CompiledFlow, FlowContext, FlowRun, InvalidAnswer, Prompt
+from flows.engine import CompiledFlow, FlowContext, FlowRun, InvalidAnswer
 from flows.graph import progress
-from flows.routing import case_managers, describe
 
 COMMANDS = {
     "help": "help",
@@ -492,7 +491,7 @@ class Session:
         with self._run() as run:
             number, total, seconds = progress(run.definition, run.state, len(run.data["history"]))
             shown = f"Question {number} of {total} - {_time_left(seconds)}"
-            self._replies.append(_question(run.prompt(), shown, now.date().isoformat()))
+            self._replies.append(question(run.prompt(), shown, now.date().isoformat()))
         return None
 
 
@@ -538,42 +537,9 @@ def _submitted_answer(value: Mapping[str, Any], now: datetime) -> Any:
     return answer
 
 
-def _question(prompt: Prompt, progress_line: str | None = None, today: str | None = None) -> Reply:
-    inputs = {"text": "text", "datetime": "datetime", "number": "number"}
-    options = tuple(Option(value, label) for value, label in prompt.choices)
-    if prompt.kind == "info":
-        options = (Option("ok", "OK - carry on", "positive"),)
-    return Reply(
-        kind="question",
-        text=prompt.text,
-        rules=prompt.rules,
-        help=prompt.help,
-        options=options,
-        input=inputs.get(prompt.kind),
-        optional=prompt.optional,
-        submit={"action": "answer", "step": prompt.step_id},
-        progress=progress_line,
-        today=today if prompt.kind == "datetime" else None,
-    )
-
-
 def _pick(text: str, flow_ids: list[str], flows: Mapping[str, CompiledFlow]) -> str | None:
     said = text.strip().lower()
     for index, flow_id in enumerate(flow_ids, start=1):
         if said in {flow_id, str(index), flows[flow_id].definition.title.lower()}:
             return flow_id
     return None
-
-
-def recipient(profile: Any, route: str, subject_ids: Iterable[str] = ()) -> str:
-    """Who a report on `route` goes to, in words; an allegation never names its subject."""
-    if route == "dsl_team":
-        return f"the DSL team ({profile.dsl.name} and deputies)"
-    if route == "lado":
-        return "nobody in school: report it to the LADO yourself"
-    people = case_managers(profile, route, subject_ids)
-    if route == "chair_of_governors":
-        return f"the {profile.chair_title.lower()} ({describe(people)}) only"
-    if len(people) == 1 and people[0] == profile.headteacher:
-        return f"the headteacher ({profile.headteacher.name}) only"
-    return f"the case managers for allegations ({describe(people)}) only"

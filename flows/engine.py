@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from transitions import Machine
 
+from flows.answers import InvalidAnswer, format_time, parse_answer
 from flows.calendar import WorkingDays
 from flows.concern import URGENT_FLAGS, Action, Concern, Deadline, Detail, Reporter, Routing
 from flows.deadlines import DEADLINES
@@ -28,10 +28,6 @@ CARRIED_FLAGS = "_carried_flags"
 DSL_TEAM = "dsl_team"
 # Answers that decide who an allegation is about, and so who may receive it.
 _SUBJECT_FIELDS = frozenset({"subject_role", "subject_name"})
-
-
-class InvalidAnswer(ValueError):
-    """The answer does not fit the step; the message tells the staff member what to type."""
 
 
 @dataclass(frozen=True)
@@ -69,11 +65,6 @@ class Outcome:
     finished: bool = False
     exited: bool = False
     switch_to: str | None = None
-
-
-_YES = {"yes", "y", "yeah", "yep", "true"}
-_NO = {"no", "n", "nope", "false"}
-_TIME = re.compile(r"^(?:(today|yesterday)\s+)?(?:at\s+)?(\d{1,2})[:.](\d{2})$")
 
 
 class CompiledFlow:
@@ -253,7 +244,7 @@ class FlowRun:
         if step.choices:
             return step.choice(_choice_key(value)).label
         if step.kind == "datetime":
-            return _format_time(datetime.fromisoformat(value))
+            return format_time(datetime.fromisoformat(value))
         return str(value)
 
     def answers_for_display(self) -> dict[str, str]:
@@ -291,7 +282,7 @@ class FlowRun:
             raise InvalidAnswer("This report is already complete.")
         now = now.astimezone(self.context.profile.timezone)
         step = self.step
-        value = self._parse(step, raw, now)
+        value = parse_answer(step, raw, now, self.context.profile.timezone)
         outcome = Outcome(updated=self.raised)
         self._record(step, value, now, outcome)
         self._advance(now, outcome)
@@ -299,8 +290,9 @@ class FlowRun:
 
     def accepts(self, raw: Any, now: datetime) -> bool:
         """Would `raw` be a valid answer to the current step? Changes nothing."""
+        tz = self.context.profile.timezone
         try:
-            self._parse(self.step, raw, now.astimezone(self.context.profile.timezone))
+            parse_answer(self.step, raw, now.astimezone(tz), tz)
         except InvalidAnswer:
             return False
         return not self.finished
@@ -397,42 +389,6 @@ class FlowRun:
 
     def _kept(self, step_id: str) -> dict[str, Any]:
         return {"value": self.data["answers"][step_id], "at": self.data["answered_at"][step_id]}
-
-    # -- answers -----------------------------------------------------------------------
-
-    def _parse(self, step: Step, raw: Any, now: datetime) -> Any:
-        if step.optional and isinstance(raw, str) and raw.strip().lower() in {"skip", ""}:
-            return None
-        if step.kind == "info":
-            return "seen"
-        if step.kind == "yes_no":
-            if isinstance(raw, bool):
-                return raw
-            word = str(raw).strip().lower().rstrip(".!")
-            if word in _YES:
-                return True
-            if word in _NO:
-                return False
-            raise InvalidAnswer("Please answer yes or no.")
-        if step.kind == "choice":
-            return _match_choice(step, str(raw))
-        if step.kind == "number":
-            try:
-                number = int(str(raw).strip())
-            except ValueError:
-                raise InvalidAnswer("Please type a whole number, for example 14.") from None
-            low, high = step.minimum, step.maximum
-            if (low is not None and number < low) or (high is not None and number > high):
-                raise InvalidAnswer(f"Please type a number from {low} to {high}.")
-            return number
-        if step.kind == "datetime":
-            return _parse_time(str(raw), now, self.context.profile.timezone).isoformat()
-        # Free text is kept exactly as typed: a child's words are never altered.
-        if not isinstance(raw, str) or not raw.strip():
-            raise InvalidAnswer(
-                "Please type your answer" + (" (or 'skip')." if step.optional else ".")
-            )
-        return raw
 
     # -- the record --------------------------------------------------------------------
 
@@ -549,51 +505,6 @@ def _route_reason(route: str, flags: list[str]) -> str:
             " later meets the harm test."
         )
     return reason
-
-
-def _match_choice(step: Step, raw: str) -> str:
-    text = raw.strip().lower()
-    for index, choice in enumerate(step.choices, start=1):
-        if text in {choice.value.lower(), choice.label.lower(), str(index)}:
-            return choice.value
-    # A word or phrase found in exactly one label is enough ("staff", "another child").
-    if len(text) >= 3:
-        found = [c for c in step.choices if re.search(rf"\b{re.escape(text)}\b", c.label.lower())]
-        if len(found) == 1:
-            return found[0].value
-    options = ", ".join(f"{i}. {c.label}" for i, c in enumerate(step.choices, start=1))
-    raise InvalidAnswer(f"Please choose one of: {options}.")
-
-
-def _parse_time(raw: str, now: datetime, tz: Any) -> datetime:
-    text = raw.strip().lower()
-    local_now = now.astimezone(tz)
-    if text in {"now", "just now", "right now"}:
-        return local_now.replace(second=0, microsecond=0)
-    match = _TIME.match(text)
-    if match:
-        day, hour, minute = match.group(1), int(match.group(2)), int(match.group(3))
-        if hour < 24 and minute < 60:
-            moment = local_now.replace(hour=hour, minute=minute, second=0, microsecond=0)
-            if day == "yesterday":
-                moment -= timedelta(days=1)
-            if moment > local_now + timedelta(minutes=5):
-                raise InvalidAnswer("That time is in the future. Type a time like 14:05.")
-            return moment
-    try:
-        moment = datetime.fromisoformat(raw.strip())
-    except ValueError:
-        raise InvalidAnswer(
-            "Please give a time like 14:05, 'yesterday 15:20', '2026-11-20 09:15' or 'now'."
-        ) from None
-    moment = moment if moment.tzinfo else moment.replace(tzinfo=tz)
-    if moment > local_now + timedelta(minutes=5):  # a picked date and time too
-        raise InvalidAnswer("That time is in the future. Give the time it happened, or 'now'.")
-    return moment
-
-
-def _format_time(moment: datetime) -> str:
-    return moment.strftime("%a %d %b %Y %H:%M")
 
 
 __all__ = [

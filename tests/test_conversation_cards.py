@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 
 from bot.teams.cards import answered_card, message_card, reply_card
-from dialogs.session import SOMETHING_ELSE, _question, _time_left
+from dialogs import replies
+from dialogs.session import SOMETHING_ELSE, _time_left
 from dialogs.triage import suggest
 from flows.catalogue import load_definitions
 from flows.definition import SHORT_TITLE_MAX, FlowDefinition, FlowDefinitionError, parse_flow
@@ -73,7 +74,7 @@ def question_card(flow: FlowDefinition, step_id: str) -> dict[str, Any]:
         choices=tuple((c.value, c.label) for c in step.choices),
         optional=step.optional,
     )
-    card = reply_card(_question(prompt, "Question 3 of 9 - about 2 minutes left", TODAY))
+    card = reply_card(replies.question(prompt, "Question 3 of 9 - about 2 minutes left", TODAY))
     assert card is not None
     return card
 

@@ -21,7 +21,7 @@ from bot.store import Store, StoredConcern
 from bot.teams.alert_card import Mentioned, alert_card
 from bot.teams.cards import MAX_CARD_BYTES, card_bytes
 from bot.teams.record_cards import chronology_block, decision_actions, record_block
-from dialogs.session import recipient
+from dialogs.replies import recipient
 from flows.concern import URGENT_FLAGS, Concern
 from flows.directory import SchoolDirectory
 from flows.routing import recipients

@@ -19,7 +19,7 @@ from botbuilder.schema import Activity
 
 from bot.store import Store, StoredConcern
 from bot.teams.cards import card, card_message, heading, submit, verbatim
-from dialogs.session import recipient
+from dialogs.replies import recipient
 from flows.concern import FLAGS, Reporter
 from flows.directory import SchoolDirectory
 from flows.profile import SchoolProfile

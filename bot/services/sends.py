@@ -40,7 +40,7 @@ from bot.store import (
 )
 from bot.teams.alert_card import alert_fallback_text, word_parts, words_card
 from bot.teams.cards import card_summary
-from dialogs.session import recipient
+from dialogs.replies import recipient
 from flows.directory import SchoolDirectory
 
 logger = logging.getLogger(__name__)
