@@ -12,6 +12,7 @@ import logging
 import os
 import sqlite3
 import stat
+import time
 from pathlib import Path
 from typing import Any
 
@@ -51,7 +52,7 @@ class SqliteStore(Store):
         conn = connect(self.path, isolation_level=None, check_same_thread=False, timeout=10.0)
         if self._codec is None:
             conn.row_factory = sqlite3.Row
-        conn.execute("PRAGMA journal_mode=WAL")
+        _write_ahead_log(conn)
         # FULL: a commit is on disk before anyone is told "saved" (README, Performance).
         conn.execute("PRAGMA synchronous=FULL")
         conn.execute("PRAGMA foreign_keys=ON")
@@ -90,6 +91,21 @@ class SqliteStore(Store):
     @staticmethod
     def json_text(column: str, key: str) -> str:
         return f"json_extract({column}, '$.{key}')"
+
+
+def _write_ahead_log(conn: sqlite3.Connection, wait_seconds: float = 10.0) -> None:
+    """PRAGMA journal_mode=WAL, waiting as busy_timeout would. While another connection is
+    turning a new file to WAL (replicas starting together), SQLite answers "database is
+    locked" at once instead of calling its busy handler (seen in ~1.5 % of four-way opens)."""
+    deadline = time.monotonic() + wait_seconds
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
 
 
 def _make_private(path: Path) -> None:
