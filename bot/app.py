@@ -178,9 +178,13 @@ def create_app(
     async def check_authentication(_: web.Application) -> None:
         await adapter.check_authentication()
 
+    async def close_connections(_: web.Application) -> None:
+        await adapter.close_connections()  # this loop's connections to the Bot Connector
+
     app.router.add_post(MESSAGES_PATH, messages)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics_page)
     app.on_startup.append(check_authentication)
+    app.on_cleanup.append(close_connections)
     return app

@@ -22,6 +22,7 @@ __all__ = [
     "StoreError",
     "classify",
     "map_exceptions",
+    "retry_after_seconds",
 ]
 
 
@@ -64,7 +65,7 @@ class DeliveryRefused(SafeguardingBotError):
 _TRANSIENT_4XX = frozenset({408, 429})
 
 
-def _retry_after(headers: Any) -> float | None:
+def retry_after_seconds(headers: Any) -> float | None:
     """Seconds from a Retry-After header (delta-seconds or HTTP date), if present and sane."""
     if headers is None:
         return None
@@ -90,7 +91,7 @@ def _from_status(status: int, headers: Any, operation: str) -> SafeguardingBotEr
         return DeliveryError(
             f"{where}channel returned HTTP {status}",
             status=status,
-            retry_after=_retry_after(headers),
+            retry_after=retry_after_seconds(headers),
         )
     return DeliveryRefused(f"{where}channel refused with HTTP {status}", status=status)
 
@@ -108,8 +109,8 @@ def map_exceptions(operation: str = "") -> Iterator[None]:
     except SafeguardingBotError:
         raise
     except HttpOperationError as exc:
-        # botbuilder.schema.ErrorResponseException is a subclass; `.response` is the
-        # requests.Response the connector client received.
+        # botbuilder.schema.ErrorResponseException is a subclass; `.response` is the answer
+        # the connector client received (bot/teams/transport.py), with requests' status_code.
         response = getattr(exc, "response", None)
         status = getattr(response, "status_code", None)
         if status is None:

@@ -128,13 +128,15 @@ def build_server(
         outbox = LoopThread("outbox")
         alerts.wakeup = Wakeup(outbox.loop)
         outbox_stop = Wakeup(outbox.loop)
+
+        async def deliver() -> None:
+            try:
+                await alerts.run(outbox_stop, poll_seconds)
+            finally:
+                await adapter.close_connections()  # the outbox loop's own, before it closes
+
         tasks = [
-            asyncio.create_task(
-                outbox.run(
-                    alerts.run(outbox_stop, poll_seconds),
-                    store.lane_context("outbox", inline=True),
-                )
-            ),
+            asyncio.create_task(outbox.run(deliver(), store.lane_context("outbox", inline=True))),
             asyncio.create_task(
                 timekeeper.run(stop, poll_seconds), context=store.lane_context("timers")
             ),

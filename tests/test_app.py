@@ -4,7 +4,7 @@ from __future__ import annotations
 import logging
 import threading
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import pytest
@@ -105,8 +105,11 @@ async def client(
     return await aiohttp_client(create_app(settings, bot, store, allowed_tenant_ids={OUR_TENANT}))
 
 
-def local_connector(settings: Settings) -> TeamsConnector:
-    return TeamsConnector(create_adapter(settings), settings.app_id)
+@pytest.fixture
+async def local_connector(settings: Settings) -> AsyncIterator[TeamsConnector]:
+    adapter = create_adapter(settings)
+    yield TeamsConnector(adapter, settings.app_id)
+    await adapter.close_connections()
 
 
 # -- health -----------------------------------------------------------------------------------
@@ -262,9 +265,9 @@ async def test_production_rejects_unauthenticated_requests(
 
 
 async def test_post_to_channel_starts_a_thread_in_that_channel(
-    settings: Settings, fake_connector: FakeConnector
+    local_connector: TeamsConnector, fake_connector: FakeConnector
 ) -> None:
-    connector = local_connector(settings)
+    connector = local_connector
 
     conversation_id, activity_id = await connector.post_to_channel(
         fake_connector.url, OUR_TENANT, "team-1", CHANNEL, MessageFactory.text("alert card")
@@ -282,9 +285,9 @@ async def test_post_to_channel_starts_a_thread_in_that_channel(
 
 
 async def test_send_to_user_opens_a_chat_and_sends(
-    settings: Settings, fake_connector: FakeConnector
+    local_connector: TeamsConnector, fake_connector: FakeConnector
 ) -> None:
-    connector = local_connector(settings)
+    connector = local_connector
 
     conversation_id, activity_id = await connector.send_to_user(
         fake_connector.url, OUR_TENANT, "aad-staff-1", {"type": "message", "text": "delivered"}
@@ -299,9 +302,9 @@ async def test_send_to_user_opens_a_chat_and_sends(
 
 
 async def test_reply_and_update_in_a_thread(
-    settings: Settings, fake_connector: FakeConnector
+    local_connector: TeamsConnector, fake_connector: FakeConnector
 ) -> None:
-    connector = local_connector(settings)
+    connector = local_connector
     conversation_id, root_id = await connector.post_to_channel(
         fake_connector.url, OUR_TENANT, "team-1", CHANNEL, MessageFactory.text("alert")
     )
@@ -327,9 +330,9 @@ async def test_reply_and_update_in_a_thread(
 
 
 async def test_429_then_500_surface_as_delivery_errors(
-    settings: Settings, fake_connector: FakeConnector
+    local_connector: TeamsConnector, fake_connector: FakeConnector
 ) -> None:
-    connector = local_connector(settings)
+    connector = local_connector
     fake_connector.fail_next(r"^/v3/conversations$", statuses=[429, 500], retry_after=1)
     send = connector.post_to_channel(fake_connector.url, OUR_TENANT, "t", CHANNEL, {"text": "a"})
 
@@ -345,9 +348,9 @@ async def test_429_then_500_surface_as_delivery_errors(
 
 
 async def test_a_4xx_is_refused_not_retried(
-    settings: Settings, fake_connector: FakeConnector
+    local_connector: TeamsConnector, fake_connector: FakeConnector
 ) -> None:
-    connector = local_connector(settings)
+    connector = local_connector
     ref = ConversationReference(
         channel_id="msteams",
         service_url=fake_connector.url,
@@ -361,11 +364,11 @@ async def test_a_4xx_is_refused_not_retried(
 
 
 async def test_the_sdk_itself_retries_a_put_on_429_and_5xx(
-    settings: Settings, fake_connector: FakeConnector
+    local_connector: TeamsConnector, fake_connector: FakeConnector
 ) -> None:
-    # msrest's urllib3 Retry: PUT/GET/DELETE are retried on 5xx and on 429 with Retry-After
-    # (sleeping it, in a worker thread); POST never is. Exhausted retries lose the status.
-    connector = local_connector(settings)
+    # As msrest's urllib3 Retry (bot/teams/transport.py): PUT/GET/DELETE are retried on 5xx
+    # and on 429 with Retry-After; POST never is.
+    connector = local_connector
     conversation_id, root_id = await connector.post_to_channel(
         fake_connector.url, OUR_TENANT, "t", CHANNEL, {"text": "alert"}
     )

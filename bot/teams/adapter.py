@@ -108,6 +108,10 @@ class SafeguardingAdapter(CloudAdapter):
         auth.create_connector_factory = create_connector_factory
         auth.create_user_token_client = create_user_token_client
 
+    async def close_connections(self) -> None:
+        """Close the calling event loop's HTTP connections to the Bot Connector (shutdown)."""
+        await self.connector_clients.sender.close_here()
+
     async def _on_turn_error(self, context: TurnContext, error: Exception) -> None:
         activity = context.activity
         if _is_proactive(activity):

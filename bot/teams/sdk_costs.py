@@ -13,6 +13,8 @@ from botframework.connector.auth import AuthenticationConstants, ClaimsIdentity
 from botframework.connector.auth.connector_factory import ConnectorFactory
 from msrest.serialization import Deserializer, Serializer
 
+from bot.teams.transport import AiohttpSender, use_aiohttp
+
 
 class _NotPlainJson(Exception):
     pass
@@ -82,11 +84,13 @@ class ConnectorClients:
     connection to Teams - for every turn, and never closes it; and a token client every turn
     that this bot never uses. The Bot Framework's C# adapter keeps them per service URL and
     app id; so does this. Credentials (and their token cache) are the same objects the SDK
-    would have built; a client is shared by concurrent turns, as its HTTP session allows."""
+    would have built; a client is shared by concurrent turns, as its HTTP session allows.
+    The connector clients send with aiohttp on the asking loop (bot/teams/transport.py)."""
 
     def __init__(self) -> None:
         self._clients: dict[tuple[Any, ...], Any] = {}
         self.built = 0  # how many clients were actually built (for tests)
+        self.sender = AiohttpSender()
 
     def factory(self, inner: ConnectorFactory | None, claims: ClaimsIdentity | None) -> Any:
         if inner is None:
@@ -112,4 +116,9 @@ class _CachedFactory(ConnectorFactory):
 
     async def create(self, service_url: str, audience: str | None = None) -> Any:
         key = ("connector", type(self._inner), self._app_id, service_url, audience)
-        return await self._clients.get(key, lambda: self._inner.create(service_url, audience))
+
+        async def build() -> Any:
+            client = await self._inner.create(service_url, audience)
+            return use_aiohttp(client, self._clients.sender)
+
+        return await self._clients.get(key, build)
