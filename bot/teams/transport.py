@@ -64,7 +64,8 @@ def status_wait(status: int, headers: Any, attempt: int) -> float | None:
     """How long before retrying an idempotent request that got `status`; None: do not.
 
     urllib3's Retry as msrest's ClientRetryPolicy sets it: the server's Retry-After on
-    413/429/503 when it sends one; else a backoff on 408 and on 5xx other than 501 and 505."""
+    413/429/503 when it sends one; else a backoff on 408 and on 500-998 but 501 and 505 (its
+    retry list is range(999) less the "safe" codes)."""
     if status in RETRY_AFTER_STATUSES:
         after = retry_after_seconds(headers)
         if after is not None:
