@@ -8,6 +8,7 @@ import asyncio
 import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -105,6 +106,29 @@ async def test_each_timer_fires_once_across_two_replicas(make_store):
     assert len(a) + len(b) == 20
 
 
+def _open_together(
+    opener: Any, target: Any, replicas: int = 4
+) -> tuple[list[Store], list[BaseException]]:
+    """`replicas` threads open `target` at the same moment: the stores opened, the errors."""
+    start = threading.Barrier(replicas)
+    opened: list[Store] = []
+    errors: list[BaseException] = []
+
+    def replica() -> None:
+        start.wait()
+        try:
+            opened.append(opener(target))
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=replica) for _ in range(replicas)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return opened, errors
+
+
 def test_two_replicas_migrating_one_empty_database_at_once(
     store_backend: str, tmp_path: Path, request: pytest.FixtureRequest
 ):
@@ -116,22 +140,7 @@ def test_two_replicas_migrating_one_empty_database_at_once(
 
         target = request.getfixturevalue("pg_cluster").database(migrated=False)
         opener = PostgresStore
-    start = threading.Barrier(4)
-    opened: list[Store] = []
-    errors: list[BaseException] = []
-
-    def replica() -> None:
-        start.wait()
-        try:
-            opened.append(opener(target))
-        except BaseException as exc:
-            errors.append(exc)
-
-    threads = [threading.Thread(target=replica) for _ in range(4)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    opened, errors = _open_together(opener, target)
     try:
         assert errors == []
         assert [s.schema_version for s in opened] == [SCHEMA_VERSION] * 4
@@ -199,19 +208,8 @@ def test_replicas_opening_a_new_sqlite_file_together_never_see_it_locked(tmp_pat
     # turning a new file to WAL while another does (about 1 open in 70): run it many times.
     errors: list[BaseException] = []
     for round_ in range(60):
-        target = tmp_path / f"new-{round_}.sqlite3"
-        start = threading.Barrier(4)
-
-        def replica(target: Path = target, start: threading.Barrier = start) -> None:
-            start.wait()
-            try:
-                SqliteStore(target).close()
-            except BaseException as exc:
-                errors.append(exc)
-
-        threads = [threading.Thread(target=replica) for _ in range(4)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
+        opened, failed = _open_together(SqliteStore, tmp_path / f"new-{round_}.sqlite3")
+        for each in opened:
+            each.close()
+        errors += failed
     assert errors == []
