@@ -12,14 +12,14 @@ from transitions import Machine
 
 from flows.answers import InvalidAnswer, format_time, parse_answer
 from flows.calendar import WorkingDays
-from flows.concern import URGENT_FLAGS, Action, Concern, Deadline, Detail, Reporter, Routing
+from flows.concern import URGENT_FLAGS, Concern, Reporter
 from flows.deadlines import DEADLINES
 from flows.definition import FINAL_STATES, Effect, FlowDefinition, Step
 from flows.graph import SWITCH as SWITCHED
 from flows.graph import check_graph, reachable
 from flows.guards import GUARDS, Facts
-from flows.procedure_text import decision_context, render, template_context
-from flows.routing import effective_route, subject_people
+from flows.procedure_text import render, template_context
+from flows.record import concern_of
 
 TRIGGER = "proceed"
 # In a switch's kept answers: the flags the first flow raised (e.g. POLICE-NOW when an adult
@@ -215,23 +215,23 @@ class FlowRun:
     def snapshot(self) -> dict[str, Any]:
         return {**self.data, "step": self.state}
 
-    def _path(self) -> Iterator[tuple[Step, Any]]:
+    def path(self) -> Iterator[tuple[Step, Any]]:
         for step_id in self.data["history"]:
             yield self.definition.step(step_id), self.data["answers"][step_id]
 
-    def _effects(self) -> Iterator[Effect]:
-        for step, value in self._path():
+    def effects(self) -> Iterator[Effect]:
+        for step, value in self.path():
             yield from _effects_of(step, value)
 
     def flags(self) -> list[str]:
         raised: list[str] = list(self.data.get("carried_flags") or [])
-        for effect in self._effects():
+        for effect in self.effects():
             raised.extend(flag for flag in effect.flags if flag not in raised)
         return raised
 
     def route(self) -> str:
         route = self.definition.route
-        for effect in self._effects():
+        for effect in self.effects():
             route = effect.route or route
         return route
 
@@ -248,7 +248,7 @@ class FlowRun:
         return str(value)
 
     def answers_for_display(self) -> dict[str, str]:
-        return {step.id: self.display(step, value) for step, value in self._path()}
+        return {step.id: self.display(step, value) for step, value in self.path()}
 
     def _template_context(self) -> dict[str, Any]:
         return template_context(
@@ -394,75 +394,7 @@ class FlowRun:
 
     def concern(self, concern_id: str, now: datetime) -> Concern:
         """The Concern as it stands: final when the flow is done, else 'raised' so far."""
-        definition = self.definition
-        profile = self.context.profile
-        now = now.astimezone(profile.timezone)
-        concern = Concern(
-            id=concern_id,
-            type=definition.id,
-            title=definition.title,
-            school_id=profile.id,
-            reporter=self.context.reporter,
-            status="final" if self.state == "done" else "raised",
-            started_at=self.data["started_at"],
-            raised_at=self.data["raised_at"] or now.isoformat(),
-            finished_at=now.isoformat() if self.state == "done" else None,
-            flags=self.flags(),
-            dsl_decision=render(definition.dsl_decision, decision_context(profile)),
-            # Only once finished: the route is settled by then (see Concern.opening_words).
-            opening_words=self.data.get("opening_words") if self.state == "done" else None,
-        )
-        after_raise = False  # answers after the step that raised the alert are its updates
-        sources = {step.source for step, _ in self._path()} | {r.source for r in definition.rules}
-        deadline_ids = list(definition.deadlines)
-        for step, value in self._path():
-            shown = self.display(step, value)
-            at = self.data["answered_at"][step.id]
-            if step.records:
-                setattr(concern, step.records, None if value is None else shown)
-            if step.action:
-                concern.actions_taken.append(Action(step.label, shown, at))
-            elif not step.records and step.kind != "info":
-                concern.details.append(Detail(step.id, step.label, shown))
-            if after_raise:
-                concern.timeline.append(Action(step.label, shown, at))
-            after_raise = after_raise or (self.raised and step.id == self.data.get("raised_step"))
-            for effect in _effects_of(step, value):
-                deadline_ids.extend(d for d in effect.deadlines if d not in deadline_ids)
-        route = self.route()
-        if route == "dsl_team" and "written_referral" not in deadline_ids:
-            # A school rule for any referral the DSL makes (seed 003: written within 48 hours
-            # of a phone referral); it is None - and not shown - where the profile sets none.
-            deadline_ids.append("written_referral")
-        if route != "dsl_team":
-            subjects = subject_people(
-                profile, self.data["answers"].get("subject_role"), concern.subject_name
-            )
-            concern.subject_ids = [p.aad_object_id for p in subjects]
-            team = {p.aad_object_id for p in profile.dsl_team()}
-            if set(concern.subject_ids) & team and "ACCUSED-IS-DSL" not in concern.flags:
-                concern.flags.append("ACCUSED-IS-DSL")  # e.g. the deputy head is a deputy DSL
-            route = effective_route(profile, route, concern.subject_ids)
-        concern.routing = Routing(route, _route_reason(route, concern.flags))
-        concern.sources = sorted(sources)
-        base = datetime.fromisoformat(concern.raised_at)
-        happened = self._happened_at()
-        for deadline_id in deadline_ids:
-            rule = DEADLINES[deadline_id]
-            start = min(base, happened) if rule.counts_from == "occurred" and happened else base
-            due = rule.due(start, self.context.calendar, profile)
-            if due is not None:
-                concern.deadlines.append(
-                    Deadline(deadline_id, rule.label, due.isoformat(), rule.owner, rule.source)
-                )
-        return concern
-
-    def _happened_at(self) -> datetime | None:
-        """When it happened or was learned of: the answer recorded as occurred_at."""
-        for step, value in self._path():
-            if step.records == "occurred_at" and value:
-                return datetime.fromisoformat(value)
-        return None
+        return concern_of(self, concern_id, now)
 
 
 def _effects_of(step: Step, value: Any) -> list[Effect]:
@@ -483,28 +415,6 @@ def _choice_key(value: Any) -> str:
     if value is False:
         return "no"
     return value
-
-
-def _route_reason(route: str, flags: list[str]) -> str:
-    reasons = {
-        "dsl_team": "Safeguarding concern about a child: the DSL team decides the next step.",
-        "headteacher": "Allegation about an adult working in the school: the headteacher is "
-        "case manager. Confidential to the case manager.",
-        "chair_of_governors": "Allegation about the headteacher: the chair of governors is "
-        "case manager. Confidential to the case manager.",
-        "lado": "Conflict of interest (or nobody in school can receive it): report straight "
-        "to the LADO.",
-    }
-    reason = reasons[route]
-    if "ACCUSED-IS-DSL" in flags:
-        reason += " The adult concerned is a member of the DSL team."
-    if "LOW-LEVEL-CONCERN" in flags:
-        reason += (
-            " Recorded as a low-level concern: the case manager records it under the school's"
-            " low-level concerns policy and reviews patterns; the LADO is consulted if it"
-            " later meets the harm test."
-        )
-    return reason
 
 
 __all__ = [
