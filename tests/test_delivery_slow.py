@@ -82,6 +82,17 @@ async def test_a_late_answer_with_no_resend_leaves_one_thread_that_acknowledge_u
         assert asyncio.get_running_loop().time() < deadline, "the late copy was never recorded"
         await asyncio.sleep(0.02)
 
+    # Nothing in flight before the clock jumps: a send still out when it jumps 600 s would
+    # look like one whose sender died (its lease, renewed every 10 s, would have run out) and
+    # go again - here, "Delivered at" to the reporter, sent twice.
+    async def all_delivered() -> bool:
+        return {o.status for o in await store.outbox_for_concern(concern_id)} == {"delivered"}
+
+    deadline = asyncio.get_running_loop().time() + 5
+    while not await all_delivered():
+        assert asyncio.get_running_loop().time() < deadline, "the messages never went out"
+        await asyncio.sleep(0.02)
+
     # Long after the retry would have been due, still one thread: the late answer closed it.
     bot.clock.advance(seconds=600)
     await bot.settle()
